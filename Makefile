@@ -1,0 +1,32 @@
+# The README's commands. Everything runs inside .venv, created on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+RUN_ID ?= demo
+
+.PHONY: demo test install lab clean-runs help
+
+help:
+	@echo "make demo   - install into $(VENV), run notebooks 01-06 on the generated sample set, print the report path"
+	@echo "make test   - install into $(VENV) and run the test suite"
+	@echo "make lab    - open JupyterLab in this environment"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/audioreg run --run-id $(RUN_ID)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab
+
+clean-runs:
+	rm -rf runs/ reports/*/

@@ -1,0 +1,193 @@
+"""The extraction driver: files in, cached feature matrices out.
+
+The feature functions in :mod:`audioreg.features` are pure; this module owns file
+iteration, the per-file timeout, parallelism, atomic writes and the failures table.
+A cache folder holds ``<name>.npy`` per track (written atomically, so a file that
+exists is complete), ``index.csv`` (the aligned index) and ``failures.csv``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import re
+import hashlib
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import features as F
+from .io import load_audio
+
+log = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ("track_id", "file", "n_frames", "duration_s", "seconds")
+FAILURE_COLUMNS = ("track_id", "path", "stage", "reason")
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
+
+
+def array_name(track_id: str) -> str:
+    """File name of a track's feature matrix (track ids that are unsafe as file names are hashed)."""
+    tid = str(track_id)
+    if _SAFE.match(tid):
+        return f"{tid}.npy"
+    return f"id-{hashlib.sha1(tid.encode('utf-8')).hexdigest()[:16]}.npy"
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` through a temp file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_csv(path: Path, df: pd.DataFrame) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class FileTimeout(TimeoutError):
+    pass
+
+
+def _on_alarm(signum, frame):  # pragma: no cover - exercised through extract_file
+    raise FileTimeout()
+
+
+def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
+    """Decode one file, compute its features and save them atomically.
+
+    Returns a result dict: ``ok``, ``n_frames``, ``duration_s``, ``seconds`` or ``reason``.
+    Exceptions are turned into a ``reason`` naming the file, so one bad file never
+    stops a batch.
+    """
+    t0 = time.perf_counter()
+    use_alarm = timeout_s and timeout_s > 0 and hasattr(signal, "SIGALRM")
+    if use_alarm:
+        try:
+            previous = signal.signal(signal.SIGALRM, _on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, float(timeout_s))
+        except ValueError:  # not in the main thread: no timeout available
+            use_alarm = False
+    try:
+        y, sr = load_audio(path, sr=F.SR)
+        feats = F.extract_features(y=y, sr=sr)
+        atomic_save_npy(Path(out_path), feats)
+        return {"ok": True, "n_frames": int(feats.shape[0]), "duration_s": y.size / sr, "seconds": time.perf_counter() - t0}
+    except FileTimeout:
+        return {"ok": False, "reason": f"timed out after {timeout_s:g} s"}
+    except Exception as exc:  # one bad file must never stop the batch: record why
+        msg = str(exc).strip().splitlines()
+        text = msg[0] if msg else ""
+        if str(path) not in text:
+            text = f"{path}: {text}" if text else str(path)
+        return {"ok": False, "reason": f"{type(exc).__name__}: {text}"}
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _init_worker() -> None:
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@dataclass
+class ExtractResult:
+    out_dir: Path
+    index: pd.DataFrame
+    failures: pd.DataFrame
+    computed: int
+    reused: int
+
+
+def resolve_workers(workers: int) -> int:
+    """``0`` means all cores."""
+    workers = int(workers)
+    return os.cpu_count() or 1 if workers <= 0 else workers
+
+
+def extract_many(
+    files: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    workers: int = 0,
+    timeout_s: float = 120.0,
+    progress: bool = False,
+) -> ExtractResult:
+    """Extract features for ``files`` (columns ``track_id``, ``path``) into ``out_dir``.
+
+    Tracks whose array already exists are reused, so an interrupted run picks up where
+    it stopped. Writes ``index.csv`` and ``failures.csv`` in ``out_dir``.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, failures, todo = [], [], []
+    reused = 0
+    for tid, path in zip(files["track_id"], files["path"]):
+        target = out_dir / array_name(tid)
+        if target.is_file():
+            try:
+                arr = np.load(target, mmap_mode="r")
+                if arr.ndim == 2 and arr.shape[1] == F.N_FEATURES:
+                    rows.append({"track_id": tid, "file": target.name, "n_frames": arr.shape[0],
+                                 "duration_s": (arr.shape[0] - 1) * F.HOP_LENGTH / F.SR, "seconds": 0.0})
+                    reused += 1
+                    continue
+            except (ValueError, OSError) as exc:
+                log.warning("%s: unreadable cached features (%s); recomputing", target, exc)
+        todo.append((tid, str(path), str(target)))
+
+    def record(tid, path, target, res):
+        if res["ok"]:
+            rows.append({"track_id": tid, "file": Path(target).name, "n_frames": res["n_frames"],
+                         "duration_s": res["duration_s"], "seconds": res["seconds"]})
+        else:
+            failures.append({"track_id": tid, "path": path, "stage": "extract", "reason": res["reason"]})
+
+    n_workers = min(resolve_workers(workers), max(len(todo), 1))
+    bar = tqdm(total=len(todo), desc="extract", unit="file", disable=not progress)
+    if n_workers <= 1:
+        for tid, path, target in todo:
+            record(tid, path, target, extract_file(path, target, timeout_s=timeout_s))
+            bar.update()
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as pool:
+            futures = {pool.submit(extract_file, path, target, timeout_s=timeout_s): (tid, path, target)
+                       for tid, path, target in todo}
+            for fut in cf.as_completed(futures):
+                tid, path, target = futures[fut]
+                try:
+                    res = fut.result()
+                except Exception as exc:  # a worker died (e.g. a decoder crashed): record it, keep going
+                    res = {"ok": False, "reason": f"worker failed on {path}: {type(exc).__name__}: {exc}"}
+                record(tid, path, target, res)
+                bar.update()
+    bar.close()
+    order = {tid: i for i, tid in enumerate(files["track_id"])}
+    index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
+    index = index.sort_values("track_id", key=lambda s: s.map(order)).reset_index(drop=True)
+    failed = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
+    atomic_write_csv(out_dir / "index.csv", index)
+    atomic_write_csv(out_dir / "failures.csv", failed)
+    return ExtractResult(out_dir=out_dir, index=index, failures=failed, computed=len(todo) - len(failed), reused=reused)

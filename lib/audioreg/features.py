@@ -1,0 +1,151 @@
+"""Frame-level audio features: pure functions, arrays in, arrays out.
+
+Every track becomes a float32 matrix ``[time_steps, 46]``:
+
+========================  =====  ================================================
+block                     dims   computed from
+========================  =====  ================================================
+MFCC                      20     log-mel power spectrogram (128 mel bands)
+chroma                    12     STFT power spectrogram (tuning estimated per track)
+spectral contrast         7      STFT magnitude (6 bands + valley)
+tonnetz                   6      the chroma above
+zero-crossing rate        1      waveform, frame 2048, hop 512, centred
+========================  =====  ================================================
+
+:func:`extract_features` computes one STFT and derives every block from it.
+:func:`reference_features` is the straightforward path (each librosa feature
+function called on the waveform, tonnetz through a CQT chroma), kept to compare
+values and speed side by side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Bump when the feature values change: it is part of every feature cache key.
+FEATURE_VERSION = "1"
+
+SR = 22050
+N_FFT = 2048
+HOP_LENGTH = 512
+N_MFCC = 20
+N_MELS = 128
+N_CHROMA = 12
+N_CONTRAST_BANDS = 6
+
+BLOCKS: tuple[tuple[str, int], ...] = (
+    ("mfcc", N_MFCC),
+    ("chroma", N_CHROMA),
+    ("contrast", N_CONTRAST_BANDS + 1),
+    ("tonnetz", 6),
+    ("zcr", 1),
+)
+N_FEATURES = sum(n for _, n in BLOCKS)  # 46
+
+
+def feature_names() -> list[tuple[str, int]]:
+    """Names of the 46 columns, as ``(block, index)`` pairs, e.g. ``("mfcc", 3)``."""
+    return [(block, i) for block, n in BLOCKS for i in range(n)]
+
+
+def feature_params() -> dict:
+    """The settings that determine feature values (part of the cache key)."""
+    return {
+        "version": FEATURE_VERSION,
+        "sr": SR,
+        "n_fft": N_FFT,
+        "hop_length": HOP_LENGTH,
+        "n_mfcc": N_MFCC,
+        "n_mels": N_MELS,
+        "n_chroma": N_CHROMA,
+        "n_contrast_bands": N_CONTRAST_BANDS,
+        "blocks": [list(b) for b in BLOCKS],
+    }
+
+
+def n_frames(n_samples: int, *, hop_length: int = HOP_LENGTH) -> int:
+    """Number of centred frames for a signal of ``n_samples``."""
+    return 1 + int(n_samples) // hop_length
+
+
+def extract_features(
+    *,
+    y: np.ndarray,
+    sr: int = SR,
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+) -> np.ndarray:
+    """One-pass features from a shared STFT.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono waveform at ``sr``. Signals shorter than one analysis window are
+        zero-padded by the centred STFT, as librosa does.
+    sr : int
+        Sample rate of ``y``.
+
+    Returns
+    -------
+    F : np.ndarray [shape=(t, 46)], float32
+        ``t = 1 + n // hop_length``; columns as in :func:`feature_names`.
+    """
+    import librosa
+
+    y = _check_signal(y)
+    stft = librosa.stft(y, n_fft=n_fft, hop_length=hop_length, center=True)
+    mag = np.abs(stft)
+    power = mag**2
+    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_fft=n_fft, n_mels=N_MELS)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=n_fft, hop_length=hop_length, n_chroma=N_CHROMA)
+    contrast = librosa.feature.spectral_contrast(S=mag, sr=sr, n_fft=n_fft, hop_length=hop_length, n_bands=N_CONTRAST_BANDS)
+    tonnetz = librosa.feature.tonnetz(chroma=chroma, sr=sr)
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length, center=True)
+    return _stack([mfcc, chroma, contrast, tonnetz, zcr])
+
+
+def reference_features(*, y: np.ndarray, sr: int = SR) -> np.ndarray:
+    """The straightforward path: each librosa feature called on the waveform.
+
+    MFCC, STFT chroma and spectral contrast each recompute their own spectrogram,
+    and tonnetz uses librosa's default CQT chroma. Same output layout as
+    :func:`extract_features`; values differ only in the tonnetz block (CQT vs STFT
+    chroma).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+    sr : int
+
+    Returns
+    -------
+    F : np.ndarray [shape=(t, 46)], float32
+    """
+    import librosa
+
+    y = _check_signal(y)
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=N_MFCC, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS)
+    chroma = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=N_FFT, hop_length=HOP_LENGTH, n_chroma=N_CHROMA)
+    contrast = librosa.feature.spectral_contrast(y=y, sr=sr, n_fft=N_FFT, hop_length=HOP_LENGTH, n_bands=N_CONTRAST_BANDS)
+    tonnetz = librosa.feature.tonnetz(y=y, sr=sr, hop_length=HOP_LENGTH)
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP_LENGTH, center=True)
+    return _stack([mfcc, chroma, contrast, tonnetz, zcr])
+
+
+def _check_signal(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"expected a mono signal of shape (n,), got shape {y.shape}")
+    if y.size == 0:
+        raise ValueError("empty signal")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("signal contains NaN or infinity")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _stack(blocks: list[np.ndarray]) -> np.ndarray:
+    t = min(b.shape[-1] for b in blocks)
+    F = np.concatenate([b[..., :t] for b in blocks], axis=0).T
+    return np.nan_to_num(F, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
+

@@ -1,0 +1,446 @@
+"""The data stages behind notebooks 01-03, each cached by a content key.
+
+Every stage takes the merged parameters, computes the key of its inputs, and
+either reuses ``data/<stage>/<key12>/`` or builds it (calling the stages before it
+the same way). So any notebook can be run on its own: what it needs is built, or
+reused from the cache. Artifacts are written atomically and a ``meta.json``
+written last marks a folder as complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import extract as X
+from . import features as F
+from . import io
+from .params import digest
+from .paths import resolve, resolve_root
+from .split import check_no_leakage, group_split
+from .targets import TARGETS
+
+log = logging.getLogger(__name__)
+
+INGEST_VERSION = "1"
+SPLIT_VERSION = "1"
+
+#: Parameters each stage reads, with the value used when a notebook does not declare it.
+STAGE_DEFAULTS = {
+    "root": "",
+    "metadata_path": "data/raw/sample/metadata.csv",
+    "audio_dir": "data/raw/sample",
+    "generate_sample": True,
+    "synth_n": 240,
+    "synth_seconds": 30.0,
+    "label_noise": 1.0,
+    "seed": 0,
+    "workers": 0,
+    "file_timeout_s": 120.0,
+    "val_fraction": 0.15,
+    "test_fraction": 0.15,
+    "run_id": "default",
+    "progress": True,
+}
+
+
+class MissingArtifactError(FileNotFoundError):
+    """An earlier stage's output is missing; the message says which command makes it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass
+class Config:
+    """Merged parameters plus the resolved project root."""
+
+    params: dict
+    root: Path = field(init=False)
+
+    def __post_init__(self):
+        self.params = {**STAGE_DEFAULTS, **self.params}
+        self.root = resolve_root(self.params["root"])
+
+    def __getitem__(self, key):
+        return self.params[key]
+
+    def path(self, key: str) -> Path:
+        return resolve(self.params[key], self.root)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "runs" / str(self.params["run_id"])
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports" / str(self.params["run_id"])
+
+
+def config(params: dict) -> Config:
+    return params if isinstance(params, Config) else Config(dict(params))
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str, allow_nan=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _fresh_dir(path: Path) -> Path:
+    """Start a cache folder from scratch when it exists without its meta.json."""
+    if path.exists() and not (path / "meta.json").exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ---------------------------------------------------------------------- 00: data
+SYNTH_KEYS = {"synth_n": "n", "synth_seconds": "seconds", "seed": "seed", "label_noise": "label_noise"}
+
+
+def sample_set(params) -> Path:
+    """Make sure the metadata CSV exists; generate the synthetic sample set there if asked.
+
+    Returns the metadata path.
+    """
+    cfg = config(params)
+    meta = cfg.path("metadata_path")
+    wanted = {v: cfg[k] for k, v in SYNTH_KEYS.items()}
+    stamp = meta.parent / "synth.json"
+    if meta.is_file():
+        if stamp.is_file() and cfg["generate_sample"]:
+            made = json.loads(stamp.read_text(encoding="utf-8"))
+            diff = {k: (made.get(k), v) for k, v in wanted.items() if made.get(k) != v}
+            if diff:
+                what = ", ".join(f"{k}={a} (asked {b})" for k, (a, b) in diff.items())
+                raise ValueError(
+                    f"{meta.parent} holds a sample set generated with {what}; point metadata_path and "
+                    f"audio_dir to another folder or delete {meta.parent}"
+                )
+        return meta
+    if not cfg["generate_sample"]:
+        raise MissingArtifactError(f"{meta}: metadata file not found (set metadata_path, or generate_sample: true)")
+    from . import synth
+
+    log.info("generating the sample set in %s", meta.parent)
+    synth.generate_sample_set(meta.parent, n=int(cfg["synth_n"]), seconds=float(cfg["synth_seconds"]),
+                              seed=int(cfg["seed"]), label_noise=float(cfg["label_noise"]),
+                              progress=bool(cfg["progress"]))
+    if not meta.is_file():
+        raise MissingArtifactError(f"{meta}: the sample set was generated in {meta.parent} but has no {meta.name}")
+    return meta
+
+
+# -------------------------------------------------------------------- 01: ingest
+@dataclass
+class IngestResult:
+    out_dir: Path
+    manifest: pd.DataFrame
+    problems: pd.DataFrame
+    key: str
+
+
+def _audio_listing(audio_dir: Path) -> list:
+    files = io.index_audio_dir(audio_dir)
+    out = []
+    for p in files["path"]:
+        st = os.stat(p)
+        out.append([os.path.relpath(p, audio_dir), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def ingest(params) -> IngestResult:
+    """Read the metadata, link rows to audio files, probe and hash each file.
+
+    Writes ``data/interim/ingest-<key>/manifest.csv`` (one row per usable track) and
+    ``problems.csv`` (every row without usable audio or labels, and why).
+    """
+    cfg = config(params)
+    meta_path = sample_set(cfg)
+    audio_dir = cfg.path("audio_dir")
+    if not audio_dir.is_dir():
+        raise MissingArtifactError(f"{audio_dir}: audio folder not found (set audio_dir)")
+    key = digest({"v": INGEST_VERSION, "metadata": io.file_sha256(meta_path), "audio": _audio_listing(audio_dir)})
+    out = cfg.data_dir / "interim" / f"ingest-{key}"
+    if (out / "meta.json").is_file():
+        return IngestResult(out, _read_manifest(out / "manifest.csv"), pd.read_csv(out / "problems.csv", dtype={"track_id": str}), key)
+    _fresh_dir(out)
+    df = io.read_metadata(meta_path)
+    problems = [io.validate_labels(df)]
+    bad_rows = set(problems[0]["row"])
+    links = io.link_audio(df, audio_dir=audio_dir, metadata_dir=meta_path.parent)
+    rows = []
+    from tqdm.auto import tqdm
+
+    for i in tqdm(df.index, desc="ingest", unit="file", disable=not cfg["progress"]):
+        r, link = df.loc[i], links.loc[i]
+        if pd.isna(link["path"]):
+            problems.append(pd.DataFrame([{"row": r["row"], "track_id": r["track_id"], "path": None, "stage": "link", "reason": link["reason"]}]))
+            continue
+        if r["row"] in bad_rows:
+            continue
+        try:
+            info = io.probe_audio(link["path"])
+        except io.AudioDecodeError as exc:
+            problems.append(pd.DataFrame([{"row": r["row"], "track_id": r["track_id"], "path": link["path"], "stage": "probe", "reason": str(exc)}]))
+            continue
+        rec = {"track_id": r["track_id"], "path": str(Path(link["path"]).resolve()), "sha256": io.file_sha256(link["path"]),
+               "duration_s": info["duration_s"], "sample_rate": info["sample_rate"], "channels": info["channels"],
+               "link": link["link"], "row": r["row"]}
+        for col in ("artists", "album_name", "track_name", "track_genre", "mode"):
+            if col in df.columns:
+                rec[col] = r[col]
+        for t in TARGETS:
+            rec[t] = float(r[t])
+        rows.append(rec)
+    manifest = pd.DataFrame(rows)
+    probs = pd.concat([p for p in problems if len(p)], ignore_index=True) if any(len(p) for p in problems) else problems[0]
+    probs = probs.sort_values(["row", "stage"]).reset_index(drop=True)
+    X.atomic_write_csv(out / "manifest.csv", manifest)
+    X.atomic_write_csv(out / "problems.csv", probs)
+    _write_json(out / "meta.json", {"key": key, "metadata_path": str(meta_path), "audio_dir": str(audio_dir),
+                                    "n_rows": len(df), "n_usable": len(manifest), "n_problems": len(probs)})
+    return IngestResult(out, manifest, probs, key)
+
+
+def _read_manifest(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"track_id": str, "artists": str, "track_name": str, "album_name": str})
+
+
+# ------------------------------------------------------------------- 02: extract
+@dataclass
+class FeaturesResult:
+    out_dir: Path
+    index: pd.DataFrame
+    failures: pd.DataFrame
+    key: str
+    computed: int = 0
+    reused: int = 0
+
+    def array(self, i: int) -> np.ndarray:
+        """Memory-mapped ``[t, 46]`` features of the ``i``-th indexed track."""
+        return np.load(self.out_dir / self.index["file"].iloc[i], mmap_mode="r")
+
+
+def features(params) -> FeaturesResult:
+    """Features of every manifest track, cached in ``data/features/<key>/``.
+
+    The key hashes the manifest's (track_id, file hash) pairs, the feature settings
+    and the extractor version: the same inputs reuse the folder and do no work.
+    """
+    cfg = config(params)
+    ing = ingest(cfg)
+    key = digest({"tracks": sorted(zip(ing.manifest["track_id"], ing.manifest["sha256"])) if len(ing.manifest) else [],
+                  "features": F.feature_params()})
+    out = cfg.data_dir / "features" / key
+    if (out / "meta.json").is_file():
+        return FeaturesResult(out, pd.read_csv(out / "index.csv", dtype={"track_id": str}),
+                              pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key)
+    out.mkdir(parents=True, exist_ok=True)  # arrays already there are complete (atomic writes) and reused
+    res = X.extract_many(ing.manifest[["track_id", "path"]], out, workers=int(cfg["workers"]),
+                         timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]))
+    _write_json(out / "meta.json", {"key": key, "ingest_key": ing.key, "feature_params": F.feature_params(),
+                                    "feature_names": [list(n) for n in F.feature_names()],
+                                    "n_tracks": len(res.index), "n_failures": len(res.failures)})
+    return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused)
+
+
+# --------------------------------------------------------------------- 03: split
+@dataclass
+class SplitResult:
+    path: Path
+    table: pd.DataFrame
+    key: str
+
+
+def split(params) -> SplitResult:
+    """The stored train/val/test split of every track with features.
+
+    ``data/splits/split-<key>.csv``: track_id, artists, split, the feature file and
+    the 11 targets. Later stages read this file; they never re-derive the split.
+    """
+    cfg = config(params)
+    feats = features(cfg)
+    key = digest({"v": SPLIT_VERSION, "features": feats.key, "val": cfg["val_fraction"],
+                  "test": cfg["test_fraction"], "seed": int(cfg["seed"])})
+    path = cfg.data_dir / "splits" / f"split-{key}.csv"
+    if path.is_file():
+        return SplitResult(path, read_split(path), key)
+    ing = ingest(cfg)
+    table = ing.manifest.merge(feats.index[["track_id", "file", "n_frames"]], on="track_id", how="inner")
+    if len(table) < 3:
+        raise ValueError(f"only {len(table)} tracks have features; at least 3 are needed to split (see {feats.out_dir / 'failures.csv'})")
+    table["file"] = [str(feats.out_dir / f) for f in table["file"]]
+    table.insert(1, "split", group_split(table, val_fraction=float(cfg["val_fraction"]),
+                                         test_fraction=float(cfg["test_fraction"]), random_state=int(cfg["seed"])))
+    check_no_leakage(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    X.atomic_write_csv(path, table)
+    return SplitResult(path, read_split(path), key)
+
+
+def read_split(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a stored split table."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingArtifactError(f"{path}: split file not found; run notebooks/03_split.ipynb or `audioreg run`")
+    return _read_manifest(path)
+
+
+# ------------------------------------------------------------------ model inputs
+def targets(table: pd.DataFrame) -> np.ndarray:
+    """``[n, 11]`` float64 targets in TARGETS order."""
+    return table[list(TARGETS)].to_numpy(dtype=np.float64)
+
+
+def sequences(table: pd.DataFrame) -> list[np.ndarray]:
+    """Memory-mapped ``[t, 46]`` feature matrices, in table order (nothing is read yet)."""
+    return [np.load(p, mmap_mode="r") for p in table["file"]]
+
+
+def part(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of one split side, in stored order."""
+    return table[table["split"] == name].reset_index(drop=True)
+
+
+# ------------------------------------------------------------- run artifacts (04-06)
+MODEL_DIRS = {"random forest": "rf", "GRU": "gru"}
+
+
+def save_predictions(params, model: str, table: pd.DataFrame, pred: np.ndarray, *, extra: dict | None = None) -> Path:
+    """Write a model's predictions for ``table``'s rows to ``runs/<run_id>/<model>/``.
+
+    ``predictions.csv`` holds track_id, split, and ``true_<target>`` / ``pred_<target>``
+    per target; ``params.json`` the merged parameters (plus ``extra``).
+    """
+    cfg = config(params)
+    out = cfg.run_dir / MODEL_DIRS.get(model, model)
+    out.mkdir(parents=True, exist_ok=True)
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.shape != (len(table), len(TARGETS)):
+        raise ValueError(f"predictions of shape {pred.shape} do not match {len(table)} rows x {len(TARGETS)} targets")
+    df = table[["track_id", "split"]].copy()
+    for j, t in enumerate(TARGETS):
+        df[f"true_{t}"] = table[t].to_numpy(dtype=np.float64)
+        df[f"pred_{t}"] = pred[:, j]
+    X.atomic_write_csv(out / "predictions.csv", df)
+    _write_json(out / "params.json", {"model": model, "params": cfg.params, **(extra or {})})
+    return out / "predictions.csv"
+
+
+def load_predictions(params, *, split_name: str = "test") -> dict[str, pd.DataFrame]:
+    """Predictions of every model saved under ``runs/<run_id>/``, one frame per model."""
+    cfg = config(params)
+    out = {}
+    for model, sub in MODEL_DIRS.items():
+        path = cfg.run_dir / sub / "predictions.csv"
+        if path.is_file():
+            df = pd.read_csv(path, dtype={"track_id": str})
+            out[model] = df[df["split"] == split_name].reset_index(drop=True)
+    if not out:
+        raise MissingArtifactError(
+            f"no model predictions in {cfg.run_dir}: run `audioreg run` (or notebooks 04_rf and 05_gru with run_id={cfg['run_id']}) first"
+        )
+    return out
+
+
+def prediction_matrix(df: pd.DataFrame, prefix: str = "pred_") -> np.ndarray:
+    """``[n, 11]`` columns ``<prefix><target>`` of a predictions frame."""
+    return df[[f"{prefix}{t}" for t in TARGETS]].to_numpy(dtype=np.float64)
+
+
+def gru_checkpoint_dir(params, split_key: str) -> Path:
+    """Checkpoint folder of one GRU configuration: resumable, and never reused by other settings."""
+    cfg = config(params)
+    keys = ("hidden_size", "num_layers", "dropout", "layer_norm", "lr", "weight_decay", "batch_size", "frame_pool", "seed", "epochs")
+    key = digest({"split": split_key, **{k: cfg.params.get(k) for k in keys if k != "epochs"}})
+    return cfg.run_dir / "gru" / f"ckpt-{key}"
+
+
+def aligned_predictions(params, table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each saved model's ``[n, 11]`` predictions for exactly ``table``'s rows, in its order.
+
+    Raises if a model's saved rows differ from ``table`` (it was trained on another split).
+    """
+    out = {}
+    for model, df in load_predictions(params).items():
+        by_id = df.set_index("track_id")
+        missing = [t for t in table["track_id"] if t not in by_id.index]
+        if missing or len(by_id) != len(table):
+            raise MissingArtifactError(
+                f"{model} predictions in {config(params).run_dir} are for another split "
+                f"({len(missing)} of {len(table)} test tracks missing); re-run its notebook with these parameters"
+            )
+        out[model] = prediction_matrix(by_id.loc[table["track_id"]])
+    return out
+
+
+def save_history(params, history: pd.DataFrame) -> Path:
+    """The GRU's per-epoch history beside its predictions (``runs/<run_id>/gru/history.csv``)."""
+    cfg = config(params)
+    out = cfg.run_dir / MODEL_DIRS["GRU"]
+    out.mkdir(parents=True, exist_ok=True)
+    X.atomic_write_csv(out / "history.csv", history)
+    return out / "history.csv"
+
+
+def load_histories(params) -> dict[str, pd.DataFrame]:
+    """Training histories saved under ``runs/<run_id>/`` (the GRU's), by model name."""
+    cfg = config(params)
+    path = cfg.run_dir / MODEL_DIRS["GRU"] / "history.csv"
+    return {"GRU": pd.read_csv(path)} if path.is_file() else {}
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    df = df.reset_index()
+    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else (v.item() if hasattr(v, "item") else v))
+             for k, v in row.items()} for row in df.to_dict(orient="records")]
+
+
+def write_run_metrics(params, *, scores: pd.DataFrame, summary: pd.DataFrame, **extra) -> Path:
+    """``runs/<run_id>/metrics.json``: every model x target metric, the summary, and the merged parameters."""
+    from . import metrics
+
+    cfg = config(params)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    path = cfg.run_dir / "metrics.json"
+    _write_json(path, {"run_id": cfg["run_id"], "metrics": metrics.to_json_dict(scores), "summary": _records(summary),
+                       "caveat": metrics.raw_mse_caveat(scores), **extra, "params": cfg.params})
+    return path
+
+
+# ------------------------------------------------------------------- summaries
+def ingest_summary(res: IngestResult) -> str:
+    """One Markdown paragraph on what ingest found."""
+    by_stage = res.problems["stage"].value_counts().to_dict() if len(res.problems) else {}
+    detail = ", ".join(f"{n} at {s}" for s, n in by_stage.items())
+    return (f"**{len(res.manifest)}** usable tracks; **{len(res.problems)}** rows without usable audio or labels"
+            f"{' (' + detail + ')' if detail else ''}. Manifest: `{res.out_dir / 'manifest.csv'}`")
+
+
+def features_summary(res: FeaturesResult) -> str:
+    """One Markdown paragraph on an extraction run."""
+    hours = res.index["duration_s"].sum() / 3600 if len(res.index) else 0.0
+    return (f"**{len(res.index)}** tracks with features ({hours:.2f} h of audio), **{len(res.failures)}** failures; "
+            f"computed now: {res.computed}, reused from the cache: {len(res.index) - res.computed}. Folder: `{res.out_dir}`")
+
+
+def split_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Tracks, artists and share of files per side."""
+    g = table.groupby("split", sort=False)
+    out = pd.DataFrame({"tracks": g["track_id"].count(),
+                        "artists": g["artists"].nunique() if "artists" in table.columns else np.nan})
+    out["share"] = out["tracks"] / out["tracks"].sum()
+    return out.reindex([s for s in ("train", "val", "test") if s in out.index])

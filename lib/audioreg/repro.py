@@ -1,0 +1,27 @@
+"""Reproducibility: the one place that touches global random number generators."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy's legacy global RNG and torch (CPU and CUDA).
+
+    Call once per notebook. Library functions never call this: they take
+    ``random_state`` / ``rng`` arguments instead.
+    """
+    seed = int(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+    except ImportError:  # torch is a core dependency, but seeding must not require it
+        return
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)

@@ -1,0 +1,175 @@
+"""Run the numbered notebooks with papermill and render the HTML report.
+
+``audioreg run -f params/gru_exp3.yaml -p dropout 0.5`` merges
+``params/base.yaml`` < the ``-f`` files < the ``-p`` overrides, rejects any key
+no notebook declares, executes 01-06 into ``runs/<run_id>/`` and writes
+``reports/<run_id>/`` (one HTML page per notebook, ``index.html``, ``metrics.json``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from . import params as P
+from .paths import resolve_root
+
+log = logging.getLogger(__name__)
+
+NOTEBOOKS = ("01_ingest", "02_extract", "03_split", "04_rf", "05_gru", "06_error_analysis")
+
+
+class RunError(RuntimeError):
+    pass
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    report_dir: Path
+    params: dict
+    executed: list[Path]
+    html: list[Path]
+
+    @property
+    def index(self) -> Path:
+        return self.report_dir / "index.html"
+
+
+def declared(root: Path, notebooks: Iterable[str] = NOTEBOOKS) -> dict[str, dict]:
+    """Parameters each notebook declares, by notebook name."""
+    return {nb: P.notebook_parameters(root / "notebooks" / f"{nb}.ipynb") for nb in notebooks}
+
+
+def merged_params(root: Path, files: Iterable[str | os.PathLike] = (), overrides: Mapping | None = None,
+                  *, known: Iterable[str] | None = None) -> dict:
+    """base.yaml < files (in order) < overrides, each key checked against ``known``."""
+    layers = []
+    sources = []
+    base = root / "params" / "base.yaml"
+    for f in ([base] if base.is_file() else []) + [Path(f) for f in files]:
+        path = f if f.is_absolute() or f.is_file() else root / f
+        if not path.is_file():
+            raise FileNotFoundError(f"{f}: parameter file not found")
+        layers.append(P.load_yaml(path))
+        sources.append(str(path))
+    over = {k: (P.parse_value(v) if isinstance(v, str) else v) for k, v in (overrides or {}).items()}
+    if known is not None:
+        for layer, src in zip(layers, sources):
+            P.check_known(layer, known, source=src)
+        P.check_known(over, known, source="-p overrides")
+    return P.merge({}, *layers, over)
+
+
+def run(
+    files: Iterable[str | os.PathLike] = (),
+    overrides: Mapping | None = None,
+    *,
+    run_id: str | None = None,
+    root: str | os.PathLike | None = None,
+    notebooks: Iterable[str] = NOTEBOOKS,
+    kernel_name: str | None = None,
+    log_output: bool = False,
+) -> RunResult:
+    """Execute the notebook chain and write the report. Returns where everything went.
+
+    ``root`` is the project checkout (its ``notebooks/`` and ``params/``); the ``root``
+    parameter, when set, moves ``data/``, ``runs/`` and ``reports/`` elsewhere.
+    """
+    import papermill as pm
+
+    root = resolve_root(root)
+    files = list(files)
+    notebooks = list(notebooks)
+    decl = declared(root, NOTEBOOKS)
+    known = set().union(*[set(d) for d in decl.values()])
+    params = merged_params(root, files, overrides, known=known)
+    if run_id is None:
+        given = (overrides or {}).get("run_id")
+        stem = Path(files[-1]).stem if files else "base"
+        run_id = str(given) if given else f"{stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    params["run_id"] = run_id
+    work = resolve_root(params.get("root") or root)  # where data/, runs/ and reports/ go
+    params["root"] = str(work)
+    run_dir = work / "runs" / run_id
+    report_dir = work / "reports" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    P.save_yaml(params, run_dir / "params.yaml")
+    executed, pages = [], []
+    for nb in notebooks:
+        if nb not in decl:
+            raise RunError(f"unknown notebook {nb!r}; the chain is {', '.join(NOTEBOOKS)}")
+        src = root / "notebooks" / f"{nb}.ipynb"
+        out = run_dir / f"{nb}.ipynb"
+        mine = {k: v for k, v in params.items() if k in decl[nb]}
+        log.info("running %s", nb)
+        try:
+            pm.execute_notebook(str(src), str(out), parameters=mine, cwd=str(root), kernel_name=kernel_name,
+                                progress_bar=False, log_output=log_output)
+        except pm.PapermillExecutionError as exc:
+            pages.append(render_html(out, report_dir / f"{nb}.html"))
+            write_index(report_dir, run_id, params, pages)
+            raise RunError(f"{nb} failed: {exc.ename}: {exc.evalue} (executed notebook: {out}; page: {pages[-1]})") from exc
+        executed.append(out)
+        pages.append(render_html(out, report_dir / f"{nb}.html"))
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        shutil.copyfile(metrics, report_dir / "metrics.json")
+    write_index(report_dir, run_id, params, pages)
+    return RunResult(run_id, run_dir, report_dir, params, executed, pages)
+
+
+def render_html(notebook: Path, out: Path) -> Path:
+    """Static HTML of an executed notebook, code cells hidden (nbconvert ``--no-input``)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def write_index(report_dir: Path, run_id: str, params: Mapping, pages: list[Path]) -> Path:
+    """``index.html``: links to every page, the headline metrics and the parameters."""
+    items = "\n".join(f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem)}</a></li>' for p in pages)
+    summary = ""
+    metrics_path = report_dir / "metrics.json"
+    if metrics_path.is_file():
+        data = json.loads(metrics_path.read_text(encoding="utf-8"))
+        rows = data.get("summary", [])
+        if rows:
+            cols = list(rows[0].keys())
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+            body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
+            summary = f"<h2>Summary (test split)</h2><table border=1 cellpadding=4><tr>{head}</tr>{body}</table>"
+        if data.get("caveat"):
+            summary += f"<p>{html.escape(data['caveat'])}</p>"
+    prm = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in params.items())
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>audioreg run {html.escape(run_id)}</title></head>
+<body><h1>audioreg run {html.escape(run_id)}</h1>
+<h2>Notebooks</h2><ol>{items}</ol>
+{summary}
+<h2>Parameters</h2><table border=1 cellpadding=4>{prm}</table>
+</body></html>"""
+    path = report_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(str(v))

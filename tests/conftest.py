@@ -1,0 +1,59 @@
+"""Shared fixtures: closed-form signals, built when a test asks for them (never at import)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SR = 22050
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("AUDIOREG_SHARED", REPO.parent / "shared")).resolve()
+
+
+@pytest.fixture(autouse=True)
+def _agg_backend(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, or skip: a user's clone has no ../shared beside it."""
+    data = SHARED / "data"
+    if not data.is_dir():
+        pytest.skip(f"real-audio tests need ../shared/data beside the repo (looked in {data}); absent in a user's clone")
+    return data
+
+
+def tone(freq: float = 440.0, seconds: float = 2.0, sr: int = SR, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def clicks(bpm: float = 120.0, seconds: float = 8.0, sr: int = SR) -> np.ndarray:
+    y = np.zeros(int(seconds * sr), np.float32)
+    period = 60.0 / bpm
+    click = (np.hanning(64) * np.sin(2 * np.pi * 3000 * np.arange(64) / sr)).astype(np.float32)
+    for t0 in np.arange(0, seconds - 0.01, period):
+        i = int(t0 * sr)
+        y[i : i + 64] += click[: len(y) - i]
+    return y
+
+
+def triad(root_midi: int = 60, seconds: float = 2.0, sr: int = SR, minor: bool = False) -> np.ndarray:
+    third = 3 if minor else 4
+    freqs = [440.0 * 2 ** ((m - 69) / 12) for m in (root_midi, root_midi + third, root_midi + 7)]
+    return sum(tone(f, seconds, sr, amp=0.2) for f in freqs).astype(np.float32)
+
+
+@pytest.fixture
+def signals():
+    """Named closed-form test signals at 22,050 Hz."""
+    return {
+        "tone440": tone(440.0),
+        "clicks120": clicks(120.0),
+        "c_major": triad(60),
+        "silence": np.zeros(SR * 2, np.float32),
+    }

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from audioreg import features as F
+from conftest import SR, clicks, tone, triad
+
+
+def block(X, name):
+    start = 0
+    for b, n in F.BLOCKS:
+        if b == name:
+            return X[:, start : start + n]
+        start += n
+    raise KeyError(name)
+
+
+def test_layout_and_shape(signals):
+    X = F.extract_features(y=signals["tone440"], sr=SR)
+    assert X.dtype == np.float32
+    assert X.shape == (F.n_frames(signals["tone440"].size), 46)
+    assert len(F.feature_names()) == 46 == F.N_FEATURES
+    assert F.feature_names()[0] == ("mfcc", 0) and F.feature_names()[-1] == ("zcr", 0)
+    assert np.isfinite(X).all()
+
+
+def test_tone_chroma_and_zcr(signals):
+    X = F.extract_features(y=signals["tone440"], sr=SR)
+    chroma = block(X, "chroma")[5:-5].mean(axis=0)
+    assert chroma.argmax() == 9  # A
+    zcr = block(X, "zcr")[5:-5].mean()
+    assert zcr == pytest.approx(2 * 440 / SR, rel=0.03)
+
+
+def test_triad_chroma_peaks_on_its_notes(signals):
+    chroma = block(F.extract_features(y=signals["c_major"], sr=SR), "chroma")[5:-5].mean(axis=0)
+    assert set(np.argsort(chroma)[-3:]) == {0, 4, 7}
+    a_minor = block(F.extract_features(y=triad(57, minor=True), sr=SR), "chroma")[5:-5].mean(axis=0)
+    assert set(np.argsort(a_minor)[-3:]) == {9, 0, 4}
+
+
+def test_clicks_period_in_frames(signals):
+    """Click energy repeats every 0.5 s = 21.5 frames at hop 512: the time axis is right."""
+    e = block(F.extract_features(y=signals["clicks120"], sr=SR), "mfcc")[:, 0]
+    e = e - e.mean()
+    ac = np.correlate(e, e, mode="full")[e.size - 1 :]
+    lag = 10 + int(np.argmax(ac[10:40]))
+    assert lag in (21, 22)
+
+
+def test_silence_is_finite_and_flat(signals):
+    X = F.extract_features(y=signals["silence"], sr=SR)
+    assert np.isfinite(X).all()
+    assert np.all(block(X, "chroma") == 0)
+    assert np.all(block(X, "zcr") == 0)
+
+
+def test_gain_changes_only_the_energy_coefficient():
+    y = triad(62, seconds=2.0)
+    a = F.extract_features(y=y, sr=SR)
+    b = F.extract_features(y=0.5 * y, sr=SR)
+    shift = 20 * np.log10(0.5) * np.sqrt(F.N_MELS)  # orthonormal DCT of a constant dB offset
+    assert np.median(b[:, 0] - a[:, 0]) == pytest.approx(shift, abs=0.5)
+    np.testing.assert_allclose(block(b, "mfcc")[:, 1:], block(a, "mfcc")[:, 1:], atol=0.05)
+    np.testing.assert_allclose(block(b, "chroma"), block(a, "chroma"), atol=1e-4)
+    np.testing.assert_allclose(block(b, "contrast"), block(a, "contrast"), atol=0.05)
+    np.testing.assert_allclose(block(b, "zcr"), block(a, "zcr"), atol=1e-6)
+
+
+def test_matches_librosa_functions_with_the_same_settings():
+    import librosa
+
+    rng = np.random.default_rng(0)
+    y = (triad(64, seconds=3.0) + 0.02 * rng.standard_normal(3 * SR)).astype(np.float32)
+    fast = F.extract_features(y=y, sr=SR)
+    ref = F.reference_features(y=y, sr=SR)
+    for name in ("mfcc", "chroma", "contrast", "zcr"):
+        np.testing.assert_allclose(block(fast, name), block(ref, name), rtol=1e-4, atol=1e-3, err_msg=name)
+    ton = librosa.feature.tonnetz(chroma=librosa.feature.chroma_stft(y=y, sr=SR), sr=SR).T
+    np.testing.assert_allclose(block(fast, "tonnetz"), ton, atol=1e-5)
+
+
+def test_short_signal_gives_one_frame():
+    X = F.extract_features(y=tone(440, seconds=0.005), sr=SR)
+    assert X.shape == (1, 46) and np.isfinite(X).all()
+
+
+@pytest.mark.parametrize("bad, msg", [(np.zeros((2, 100)), "mono"), (np.zeros(0), "empty"), (np.array([0.0, np.nan]), "NaN")])
+def test_bad_signals_raise(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        F.extract_features(y=bad, sr=SR)
+
+
+def test_feature_params_are_the_cache_key_inputs():
+    p = F.feature_params()
+    assert p["version"] == F.FEATURE_VERSION and p["sr"] == 22050 and p["hop_length"] == 512

@@ -1,0 +1,58 @@
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from audioreg.split import check_no_leakage, group_split, leakage_groups
+
+
+def table(n, n_artists, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"track_id": [f"t{i}" for i in range(n)],
+                         "artists": [f"artist{rng.integers(n_artists)}" for _ in range(n)]})
+
+
+def test_fractions_and_no_leakage():
+    df = table(300, 120)
+    s = group_split(df, random_state=0)
+    share = s.value_counts(normalize=True)
+    assert share["train"] == pytest.approx(0.70, abs=0.03)
+    assert share["val"] == pytest.approx(0.15, abs=0.03)
+    assert share["test"] == pytest.approx(0.15, abs=0.03)
+    check_no_leakage(df.assign(split=s))
+
+
+def test_deterministic_by_seed():
+    df = table(100, 40)
+    assert group_split(df, random_state=3).equals(group_split(df, random_state=3))
+    assert not group_split(df, random_state=3).equals(group_split(df, random_state=4))
+
+
+def test_multi_artist_tracks_join_groups():
+    df = pd.DataFrame({"track_id": ["a", "b", "c", "d"], "artists": ["X", "Y", "X;Y", "Z"]})
+    g = leakage_groups(df)
+    assert g[0] == g[1] == g[2] != g[3]
+
+
+def test_duplicate_track_ids_stay_together_without_artists():
+    df = pd.DataFrame({"track_id": ["a", "b", "a", "c"]})
+    g = leakage_groups(df, artist_col=None)
+    assert g[0] == g[2] and len(set(g)) == 3
+
+
+def test_check_no_leakage_names_the_culprit():
+    df = pd.DataFrame({"track_id": ["a", "b"], "artists": ["Björk", "björk"], "split": ["train", "test"]})
+    with pytest.raises(ValueError, match="artist 'björk' is in both train and test"):
+        check_no_leakage(df)
+
+
+def test_bad_fractions():
+    with pytest.raises(ValueError, match="sum below 1"):
+        group_split(table(10, 5), val_fraction=0.5, test_fraction=0.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(3, 80), n_artists=st.integers(1, 40), seed=st.integers(0, 10))
+def test_never_leaks(n, n_artists, seed):
+    df = table(n, n_artists, seed)
+    check_no_leakage(df.assign(split=group_split(df, random_state=seed)))
