@@ -22,7 +22,7 @@ import pandas as pd
 from . import extract as X
 from . import features as F
 from . import io
-from .params import digest
+from .params import digest, load_yaml
 from .paths import resolve, resolve_root
 from .split import check_no_leakage, group_split
 from .targets import TARGETS
@@ -416,8 +416,16 @@ def write_run_metrics(params, *, scores: pd.DataFrame, summary: pd.DataFrame, **
     cfg = config(params)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     path = cfg.run_dir / "metrics.json"
+    merged = cfg.run_dir / "params.yaml"  # written by `audioreg run`: every notebook's parameters
+    run_params = load_yaml(merged) if merged.is_file() else cfg.params
+    model_params = {}
+    for model, sub in MODEL_DIRS.items():
+        p = cfg.run_dir / sub / "params.json"
+        if p.is_file():
+            model_params[model] = json.loads(p.read_text(encoding="utf-8"))
     _write_json(path, {"run_id": cfg["run_id"], "metrics": metrics.to_json_dict(scores), "summary": _records(summary),
-                       "caveat": metrics.raw_mse_caveat(scores), **extra, "params": cfg.params})
+                       "caveat": metrics.raw_mse_caveat(scores), **extra, "params": run_params,
+                       "model_params": model_params})
     return path
 
 

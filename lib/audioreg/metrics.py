@@ -1,0 +1,623 @@
+"""Honest metrics for the 11 targets: each target in its own terms, always beside the mean baseline.
+
+The project standard:
+
+* Every model is shown beside the predict-the-mean baseline (:func:`mean_baseline`, passed to
+  :func:`compare_models` under the name :data:`BASELINE_NAME`).
+* Every target is reported in its own terms (:data:`audioreg.targets.OWN_TERMS`): BPM error and
+  octave-tolerant accuracy for tempo, accuracy for key and time signature, dB for loudness and
+  R^2 for the unit-interval targets, as well as the raw MSE the field quotes.
+* Raw MSE is never averaged across targets without saying that tempo dominates it
+  (:func:`raw_mse_caveat`). The standardized MSE (``smse = MSE / Var(y_true)``) is unit-free, so
+  its average across targets is fair; predicting the mean of ``y_true`` scores exactly 1.
+
+All functions are pure: arrays (or DataFrames) in, numbers / DataFrames out. Inputs must be
+finite; a NaN or inf anywhere raises ``ValueError`` rather than quietly turning into a score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from audioreg.targets import TARGETS, VALID_RANGES
+
+__all__ = [
+    "BASELINE_NAME",
+    "METRIC_COLUMNS",
+    "TEMPO_FACTORS",
+    "compare_models",
+    "key_accuracy",
+    "key_hits",
+    "mean_baseline",
+    "per_target",
+    "raw_mse_caveat",
+    "summarize",
+    "tempo_acc1",
+    "tempo_acc2",
+    "tempo_hits1",
+    "tempo_hits2",
+    "time_signature_accuracy",
+    "time_signature_hits",
+    "to_json_dict",
+]
+
+#: Name under which the predict-the-training-mean baseline is passed to :func:`compare_models`.
+BASELINE_NAME = "mean baseline"
+
+#: Columns of :func:`per_target`, in order.
+METRIC_COLUMNS: tuple[str, ...] = (
+    "mse",
+    "smse",
+    "r2",
+    "mae",
+    "accuracy",
+    "acc1",
+    "acc2",
+    "own_terms",
+)
+
+#: Tempo multiples accepted by Acc2 (Gouyon et al. 2006): the reference itself, double and
+#: triple, half and third.
+TEMPO_FACTORS: tuple[float, ...] = (1.0, 2.0, 3.0, 1.0 / 2.0, 1.0 / 3.0)
+
+_TEMPO_TOL = 0.04
+_ACCURACY_TARGETS = ("key", "time_signature")
+
+
+# --------------------------------------------------------------------------------------------
+# input handling
+
+
+def _finite_1d(values, *, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        arr = arr.reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf; metrics need finite values")
+    return arr
+
+
+def _pair(ref, est) -> tuple[np.ndarray, np.ndarray]:
+    ref_arr = _finite_1d(ref, name="ref")
+    est_arr = _finite_1d(est, name="est")
+    if ref_arr.shape != est_arr.shape:
+        raise ValueError(f"ref and est differ in length: {ref_arr.size} != {est_arr.size}")
+    return ref_arr, est_arr
+
+
+def _as_matrix(y, *, targets: Sequence[str], name: str) -> np.ndarray:
+    """Return ``y`` as a finite float64 array [n, len(targets)] in ``targets`` order."""
+    targets = list(targets)
+    if isinstance(y, pd.DataFrame):
+        missing = [t for t in targets if t not in y.columns]
+        if missing:
+            raise ValueError(f"{name} lacks target columns {missing}")
+        arr = y[targets].to_numpy(dtype=np.float64)
+    else:
+        arr = np.asarray(y, dtype=np.float64)
+        if arr.ndim == 1 and len(targets) == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.ndim != 2 or arr.shape[1] != len(targets):
+            raise ValueError(
+                f"{name} must have shape [n, {len(targets)}] (one column per target in "
+                f"{tuple(targets)}), got {arr.shape}"
+            )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf; metrics need finite values")
+    return arr
+
+
+def _column(arr: np.ndarray, j: int) -> np.ndarray:
+    # Contiguous copy, so the column mean is computed the same way everywhere (exact baseline).
+    return np.ascontiguousarray(arr[:, j])
+
+
+def _column_means(arr: np.ndarray) -> np.ndarray:
+    return np.array([_column(arr, j).mean() for j in range(arr.shape[1])], dtype=np.float64)
+
+
+def _mse(ref: np.ndarray, est) -> float:
+    return float(np.mean((ref - est) ** 2))
+
+
+def _round_half_up(values: np.ndarray) -> np.ndarray:
+    return np.floor(values + 0.5)
+
+
+def _check_integer_labels(ref: np.ndarray, *, target: str) -> None:
+    low, high = VALID_RANGES[target]
+    bad = (ref != np.round(ref)) | (ref < low) | (ref > high)
+    if np.any(bad):
+        examples = np.unique(ref[bad])[:5].tolist()
+        raise ValueError(
+            f"{target} reference labels must be integers in {low:g}..{high:g} "
+            f"(audioreg.targets.VALID_RANGES); found {examples}. Drop invalid rows at ingest."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# tempo
+
+
+def _within(scaled_ref: np.ndarray, est: np.ndarray, tol: float) -> np.ndarray:
+    return np.abs(est - scaled_ref) <= tol * scaled_ref
+
+
+def _check_tempo(ref: np.ndarray, tol: float) -> None:
+    if not (tol >= 0):
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    if np.any(ref <= 0):
+        raise ValueError(
+            "tempo reference must be > 0 BPM (Spotify's 0 means 'no beat detected' and is not "
+            "a label); drop those rows at ingest"
+        )
+
+
+def tempo_hits1(ref, est, *, tol: float = _TEMPO_TOL) -> np.ndarray:
+    """Per-track Acc1 hits: the estimate is within ``tol`` of the reference tempo.
+
+    Parameters
+    ----------
+    ref : array_like [shape=(n,)]
+        Reference tempi in BPM, all > 0.
+    est : array_like [shape=(n,)]
+        Estimated tempi in BPM.
+    tol : float
+        Relative tolerance; 0.04 (4 %) is the convention of Gouyon et al. (2006).
+
+    Returns
+    -------
+    hits : np.ndarray [shape=(n,), dtype=bool]
+        ``|est - ref| <= tol * ref``.
+    """
+    ref_arr, est_arr = _pair(ref, est)
+    _check_tempo(ref_arr, tol)
+    return _within(ref_arr, est_arr, tol)
+
+
+def tempo_hits2(ref, est, *, tol: float = _TEMPO_TOL) -> np.ndarray:
+    """Per-track Acc2 hits: Acc1 "up to octave errors" (Gouyon et al., 2006).
+
+    The estimate counts as correct when it is within ``tol`` of the reference times any of
+    :data:`TEMPO_FACTORS` = {1, 2, 3, 1/2, 1/3}; the tolerance is relative to the scaled
+    reference (``|est - f * ref| <= tol * f * ref``). Factors 3 and 1/3 are included, as is
+    standard for Acc2, so the name "octave errors" is loose: triple-meter confusions also pass.
+
+    Parameters
+    ----------
+    ref : array_like [shape=(n,)]
+        Reference tempi in BPM, all > 0.
+    est : array_like [shape=(n,)]
+        Estimated tempi in BPM.
+    tol : float
+        Relative tolerance (default 4 %).
+
+    Returns
+    -------
+    hits : np.ndarray [shape=(n,), dtype=bool]
+        A superset of :func:`tempo_hits1`.
+
+    References
+    ----------
+    F. Gouyon, A. Klapuri, S. Dixon, M. Alonso, G. Tzanetakis, C. Uhle and P. Cano, "An
+    experimental comparison of audio tempo induction algorithms", IEEE Trans. Audio, Speech
+    and Language Processing 14(5), 2006.
+    """
+    ref_arr, est_arr = _pair(ref, est)
+    _check_tempo(ref_arr, tol)
+    hits = np.zeros(ref_arr.shape, dtype=bool)
+    for factor in TEMPO_FACTORS:
+        hits |= _within(factor * ref_arr, est_arr, tol)
+    return hits
+
+
+def tempo_acc1(ref, est, *, tol: float = _TEMPO_TOL) -> float:
+    """Fraction of tracks whose tempo estimate is within ``tol`` (4 %) of the reference.
+
+    See :func:`tempo_hits1`.
+
+    Returns
+    -------
+    acc1 : float
+        In [0, 1].
+    """
+    return float(np.mean(tempo_hits1(ref, est, tol=tol)))
+
+
+def tempo_acc2(ref, est, *, tol: float = _TEMPO_TOL) -> float:
+    """Fraction of tracks within ``tol`` of the reference up to octave errors (x2, x3, /2, /3).
+
+    See :func:`tempo_hits2` (Gouyon et al., 2006). Always ``>= tempo_acc1``.
+
+    Returns
+    -------
+    acc2 : float
+        In [0, 1].
+    """
+    return float(np.mean(tempo_hits2(ref, est, tol=tol)))
+
+
+# --------------------------------------------------------------------------------------------
+# key and time signature
+
+
+def key_hits(ref, est) -> np.ndarray:
+    """Per-track key hits: ``est`` rounded to the nearest integer, modulo 12, equals ``ref``.
+
+    Halves round up (11.5 -> 12 -> 0). Negative estimates wrap (-0.6 -> -1 -> 11).
+
+    Parameters
+    ----------
+    ref : array_like [shape=(n,)]
+        Reference pitch class of the tonic, integers 0..11 (C = 0). Spotify's -1 ("no key")
+        is not a label and raises ``ValueError``.
+    est : array_like [shape=(n,)]
+        Real-valued estimates (a regressor's output).
+
+    Returns
+    -------
+    hits : np.ndarray [shape=(n,), dtype=bool]
+    """
+    ref_arr, est_arr = _pair(ref, est)
+    _check_integer_labels(ref_arr, target="key")
+    return np.mod(_round_half_up(est_arr), 12.0) == ref_arr
+
+
+def key_accuracy(ref, est) -> float:
+    """Fraction of tracks whose rounded key estimate (mod 12) equals the reference.
+
+    See :func:`key_hits`. No credit for relative/parallel keys or fifths: exact pitch class only.
+
+    Returns
+    -------
+    accuracy : float
+        In [0, 1].
+    """
+    return float(np.mean(key_hits(ref, est)))
+
+
+def time_signature_hits(ref, est) -> np.ndarray:
+    """Per-track meter hits: ``est`` rounded to the nearest integer and clipped to 3..7 equals ``ref``.
+
+    Halves round up (4.5 -> 5).
+
+    Parameters
+    ----------
+    ref : array_like [shape=(n,)]
+        Reference beats per bar, integers 3..7 (Spotify's documented range).
+    est : array_like [shape=(n,)]
+        Real-valued estimates.
+
+    Returns
+    -------
+    hits : np.ndarray [shape=(n,), dtype=bool]
+    """
+    ref_arr, est_arr = _pair(ref, est)
+    _check_integer_labels(ref_arr, target="time_signature")
+    low, high = VALID_RANGES["time_signature"]
+    return np.clip(_round_half_up(est_arr), low, high) == ref_arr
+
+
+def time_signature_accuracy(ref, est) -> float:
+    """Fraction of tracks whose rounded, clipped (3..7) meter estimate equals the reference.
+
+    See :func:`time_signature_hits`. Most tracks are in 4/4, so compare against the baseline.
+
+    Returns
+    -------
+    accuracy : float
+        In [0, 1].
+    """
+    return float(np.mean(time_signature_hits(ref, est)))
+
+
+# --------------------------------------------------------------------------------------------
+# per-target table
+
+
+def _pct(fraction: float) -> str:
+    return f"{100.0 * fraction:.0f} %"
+
+
+def _own_terms(target: str, row: Mapping[str, float]) -> str:
+    if target == "tempo":
+        return f"MAE {row['mae']:.1f} BPM · Acc1 {_pct(row['acc1'])} · Acc2 {_pct(row['acc2'])}"
+    if target == "loudness":
+        return f"MAE {row['mae']:.1f} dB"
+    if target in _ACCURACY_TARGETS:
+        return f"accuracy {_pct(row['accuracy'])}"
+    if math.isnan(row["r2"]):
+        return "R^2 n/a (constant reference)"
+    return f"R^2 {row['r2']:.2f}"
+
+
+def per_target(y_true, y_pred, *, targets: Sequence[str] = TARGETS) -> pd.DataFrame:
+    """Score one model on every target, in raw units and in the target's own terms.
+
+    Parameters
+    ----------
+    y_true, y_pred : np.ndarray [shape=(n, k)] or pandas.DataFrame
+        Reference and predicted targets. Arrays have one column per entry of ``targets``, in
+        that order; DataFrames are indexed by column name. All values must be finite.
+    targets : sequence of str
+        Target names, ``k`` of them (default :data:`audioreg.targets.TARGETS`). ``"tempo"``,
+        ``"loudness"``, ``"key"`` and ``"time_signature"`` get their own terms; any other
+        name is scored by R^2.
+
+    Returns
+    -------
+    table : pandas.DataFrame [shape=(k, 8)]
+        Indexed by ``target`` (in ``targets`` order) with columns :data:`METRIC_COLUMNS`:
+
+        ``mse``
+            Mean squared error in raw units (BPM^2 for tempo, dB^2 for loudness, ...).
+        ``smse``
+            ``mse`` divided by the population variance (ddof=0) of ``y_true`` for that target:
+            predicting the mean of ``y_true`` scores exactly 1 (:func:`mean_baseline` of
+            ``y_true``), lower is better. NaN when ``y_true`` is constant.
+        ``r2``
+            ``1 - smse`` (scikit-learn's ``r2_score``); > 0 beats the test-set mean.
+        ``mae``
+            Mean absolute error in raw units.
+        ``accuracy``
+            ``key`` and ``time_signature`` only (:func:`key_accuracy`,
+            :func:`time_signature_accuracy`); NaN elsewhere.
+        ``acc1``, ``acc2``
+            ``tempo`` only (:func:`tempo_acc1`, :func:`tempo_acc2`); NaN elsewhere.
+        ``own_terms``
+            A readable summary, e.g. ``"MAE 12.3 BPM · Acc1 41 % · Acc2 63 %"``,
+            ``"MAE 2.1 dB"``, ``"accuracy 35 %"``, ``"R^2 0.42"``.
+
+    Raises
+    ------
+    ValueError
+        On shape mismatches, missing columns, non-finite values, or invalid reference labels
+        (tempo <= 0, key outside 0..11, time signature outside 3..7).
+    """
+    targets = tuple(targets)
+    if len(set(targets)) != len(targets):
+        raise ValueError(f"duplicate target names in {targets}")
+    true = _as_matrix(y_true, targets=targets, name="y_true")
+    pred = _as_matrix(y_pred, targets=targets, name="y_pred")
+    if true.shape[0] != pred.shape[0]:
+        raise ValueError(f"y_true has {true.shape[0]} rows but y_pred has {pred.shape[0]}")
+
+    rows = []
+    for j, target in enumerate(targets):
+        ref, est = _column(true, j), _column(pred, j)
+        mse = _mse(ref, est)
+        constant = bool(np.all(ref == ref[0]))
+        variance = _mse(ref, ref.mean())
+        smse = math.nan if constant or variance == 0.0 else mse / variance
+        row = {
+            "mse": mse,
+            "smse": smse,
+            "r2": 1.0 - smse,
+            "mae": float(np.mean(np.abs(ref - est))),
+            "accuracy": math.nan,
+            "acc1": math.nan,
+            "acc2": math.nan,
+        }
+        if target == "tempo":
+            row["acc1"] = tempo_acc1(ref, est)
+            row["acc2"] = tempo_acc2(ref, est)
+        elif target == "key":
+            row["accuracy"] = key_accuracy(ref, est)
+        elif target == "time_signature":
+            row["accuracy"] = time_signature_accuracy(ref, est)
+        row["own_terms"] = _own_terms(target, row)
+        rows.append(row)
+
+    table = pd.DataFrame(rows, index=pd.Index(targets, name="target"), columns=METRIC_COLUMNS)
+    numeric = list(METRIC_COLUMNS[:-1])
+    table[numeric] = table[numeric].astype(np.float64)
+    return table
+
+
+def mean_baseline(y_train, n: int, *, targets: Sequence[str] = TARGETS) -> np.ndarray:
+    """Predict the training mean of every target for ``n`` rows.
+
+    Parameters
+    ----------
+    y_train : np.ndarray [shape=(m, k)] or pandas.DataFrame
+        Training targets (same conventions as :func:`per_target`).
+    n : int
+        Number of rows to predict (the size of the evaluation set).
+    targets : sequence of str
+        Target names, ``k`` of them.
+
+    Returns
+    -------
+    y_pred : np.ndarray [shape=(n, k)]
+        Every row equals the column means of ``y_train``. ``per_target(y, mean_baseline(y,
+        len(y)))`` gives ``smse == 1`` exactly for every non-constant target.
+    """
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    means = _column_means(_as_matrix(y_train, targets=tuple(targets), name="y_train"))
+    return np.tile(means, (n, 1))
+
+
+def compare_models(
+    y_true,
+    predictions: Mapping[str, object],
+    *,
+    targets: Sequence[str] = TARGETS,
+    require_baseline: bool = True,
+) -> pd.DataFrame:
+    """Score several models on the same evaluation set.
+
+    Parameters
+    ----------
+    y_true : np.ndarray [shape=(n, k)] or pandas.DataFrame
+        Reference targets.
+    predictions : mapping of str to np.ndarray [shape=(n, k)] or pandas.DataFrame
+        Predictions per model name, in display order. Include the predict-the-training-mean
+        baseline under :data:`BASELINE_NAME` (``"mean baseline"``), e.g.
+        ``{"mean baseline": mean_baseline(y_train, len(y_test)), "rf": rf.predict(X_test)}``.
+    targets : sequence of str
+        Target names (default :data:`audioreg.targets.TARGETS`).
+    require_baseline : bool
+        When True (the default), raise ``ValueError`` if ``"mean baseline"`` is missing:
+        the project never shows a model without its baseline.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        The :func:`per_target` columns with a (``model``, ``target``) MultiIndex.
+    """
+    if not predictions:
+        raise ValueError("predictions is empty")
+    if require_baseline and BASELINE_NAME not in predictions:
+        raise ValueError(
+            f"predictions must include the {BASELINE_NAME!r} (mean_baseline(y_train, n)); "
+            "pass require_baseline=False to score models without it"
+        )
+    tables = [per_target(y_true, pred, targets=targets) for pred in predictions.values()]
+    return pd.concat(tables, keys=list(predictions), names=["model", "target"])
+
+
+# --------------------------------------------------------------------------------------------
+# summaries and export
+
+
+def _by_model(table: pd.DataFrame, *, model: str = "model") -> pd.DataFrame:
+    """Return ``table`` with a (model, target) MultiIndex; a single-model table gets ``model``."""
+    if isinstance(table.index, pd.MultiIndex):
+        if table.index.nlevels != 2:
+            raise ValueError("expected a (model, target) index")
+        return table
+    return pd.concat([table], keys=[model], names=["model", table.index.name or "target"])
+
+
+def _models(table: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(table.index.get_level_values(0)))
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the fair cross-target average and the raw one with tempo's share.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`compare_models` (or of :func:`per_target`, treated as one model
+        named ``"model"``).
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        Indexed by ``model`` (table order) with columns:
+
+        ``mean_smse``
+            Mean standardized MSE over targets (unit-free, so fair to average; 1 = predicting
+            the test-set mean, lower is better). Targets with NaN sMSE are skipped.
+        ``mean_raw_mse``
+            Mean of the raw per-target MSEs, the number the field quotes. Dominated by tempo
+            (BPM^2): never quote it without ``tempo_share_of_raw_mse``.
+        ``tempo_share_of_raw_mse``
+            Tempo's MSE divided by the summed raw MSE (NaN if tempo is not scored or the sum
+            is 0).
+        ``n_targets_beating_mean``
+            Number of targets with ``r2 > 0``, i.e. better than predicting the test-set mean
+            (a slightly stronger baseline than the training mean).
+        ``n_targets``
+            Number of targets scored.
+    """
+    table = _by_model(table)
+    rows = {}
+    for model in _models(table):
+        scores = table.xs(model, level=0)
+        total = float(scores["mse"].sum())
+        tempo = float(scores.loc["tempo", "mse"]) if "tempo" in scores.index else math.nan
+        rows[model] = {
+            "mean_smse": float(scores["smse"].mean()),
+            "mean_raw_mse": float(scores["mse"].mean()),
+            "tempo_share_of_raw_mse": tempo / total if total > 0 else math.nan,
+            "n_targets_beating_mean": int((scores["r2"] > 0).sum()),
+            "n_targets": int(len(scores)),
+        }
+    summary = pd.DataFrame.from_dict(rows, orient="index")
+    summary.index.name = "model"
+    return summary
+
+
+def _join_and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def raw_mse_caveat(table: pd.DataFrame) -> str:
+    """One sentence to print beside any averaged raw MSE: how much of it is tempo.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`compare_models` or :func:`per_target`.
+
+    Returns
+    -------
+    sentence : str
+        E.g. "Averaged raw MSE is 812.4, of which tempo contributes 99.7 % — it measures
+        tempo, not the other targets; use standardized MSE to compare across targets."
+    """
+    summary = summarize(table)
+    several = len(summary) > 1
+
+    def label(model: str) -> str:
+        return f" ({model})" if several else ""
+
+    raw = ", ".join(f"{row.mean_raw_mse:.4g}{label(m)}" for m, row in summary.iterrows())
+    shares = summary["tempo_share_of_raw_mse"]
+    if shares.isna().all():
+        return (
+            f"Averaged raw MSE is {raw}; it weighs each target by the square of its units, "
+            "so use standardized MSE to compare across targets."
+        )
+    pct = _join_and([f"{100.0 * s:.1f} %" for s in shares])
+    respectively = " respectively" if several else ""
+    return (
+        f"Averaged raw MSE is {raw}, of which tempo contributes {pct}{respectively} — it "
+        "measures tempo, not the other targets; use standardized MSE to compare across targets."
+    )
+
+
+def _json_value(value):
+    if isinstance(value, str) or value is None:
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def to_json_dict(table: pd.DataFrame) -> dict[str, dict[str, dict[str, object]]]:
+    """Nest a metrics table as ``{model: {target: {metric: value}}}`` for ``metrics.json``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`compare_models` (or :func:`per_target`, stored under ``"model"``).
+
+    Returns
+    -------
+    nested : dict
+        Plain Python types; NaN and inf become ``None``, so
+        ``json.dumps(nested, allow_nan=False)`` succeeds.
+    """
+    table = _by_model(table)
+    nested: dict[str, dict[str, dict[str, object]]] = {}
+    for (model, target), row in table.iterrows():
+        nested.setdefault(str(model), {})[str(target)] = {
+            str(column): _json_value(value) for column, value in row.items()
+        }
+    return nested

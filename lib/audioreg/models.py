@@ -1,0 +1,370 @@
+"""Models: song-level aggregation + random forest search, and a GRU over frame sequences.
+
+Two model families predict the 11 targets of :data:`audioreg.targets.TARGETS`:
+
+* :func:`aggregate` turns each track's frame sequence into per-song statistics, and
+  :func:`fit_rf_search` tunes a multi-output random forest on them.
+* :class:`GRURegressor` reads the (pooled, normalized) frame sequences directly; its training
+  loop lives in :mod:`audioreg.train`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.model_selection import GroupKFold, KFold, RandomizedSearchCV
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_RF_PARAM_DISTRIBUTIONS",
+    "GRURegressor",
+    "aggregate",
+    "aggregate_names",
+    "fit_rf_search",
+    "standardized_mse_score",
+]
+
+#: Frames read at a time when streaming over a (possibly memory-mapped) sequence.
+_CHUNK_FRAMES = 8192
+
+#: Default search space of :func:`fit_rf_search`, sized for a few hundred songs.
+DEFAULT_RF_PARAM_DISTRIBUTIONS: dict[str, list[Any]] = {
+    "n_estimators": [100, 200, 400],
+    "max_depth": [None, 8, 16, 32],
+    "max_features": ["sqrt", 0.3, 0.6, 1.0],
+    "bootstrap": [True, False],
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Song-level aggregation
+# --------------------------------------------------------------------------------------------
+
+
+def _streaming_moments(
+    frames: np.ndarray, *, chunk_frames: int = _CHUNK_FRAMES
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Count, mean and sum of squared deviations of every column, read in chunks.
+
+    Chunks are combined with Chan et al.'s pairwise update in float64, so a memory-mapped
+    array is never loaded whole and the result does not suffer from the cancellation of the
+    naive ``E[x^2] - E[x]^2`` formula.
+
+    Parameters
+    ----------
+    frames : np.ndarray [shape=(t, d)]
+        One sequence of frames (an ``np.memmap`` works).
+    chunk_frames : int
+        Frames read per chunk.
+
+    Returns
+    -------
+    n : int
+        Number of frames ``t``.
+    mean : np.ndarray [shape=(d,), dtype=float64]
+    m2 : np.ndarray [shape=(d,), dtype=float64]
+        Sum of squared deviations from the mean (``var = m2 / n``).
+    """
+    if frames.ndim != 2:
+        raise ValueError(f"expected a 2-D [time, features] array, got shape {frames.shape}")
+    n_frames, n_dims = frames.shape
+    n = 0
+    mean = np.zeros(n_dims, dtype=np.float64)
+    m2 = np.zeros(n_dims, dtype=np.float64)
+    for start in range(0, n_frames, chunk_frames):
+        block = np.asarray(frames[start : start + chunk_frames], dtype=np.float64)
+        n_block = block.shape[0]
+        block_mean = block.mean(axis=0)
+        block_m2 = np.square(block - block_mean).sum(axis=0)
+        total = n + n_block
+        delta = block_mean - mean
+        mean += delta * (n_block / total)
+        m2 += block_m2 + np.square(delta) * (n * n_block / total)
+        n = total
+    return n, mean, m2
+
+
+def aggregate(sequences: Iterable[np.ndarray]) -> np.ndarray:
+    """Per-song mean and standard deviation of every frame feature.
+
+    Parameters
+    ----------
+    sequences : iterable of np.ndarray [shape=(t_i, d)]
+        One frame sequence per track; lengths may differ. Memory-mapped arrays
+        (``np.load(..., mmap_mode="r")``) are streamed in chunks, never loaded whole.
+
+    Returns
+    -------
+    X : np.ndarray [shape=(n_tracks, 2 * d), dtype=float64]
+        ``X[:, :d]`` holds the means and ``X[:, d:]`` the population standard deviations
+        (``ddof=0``, as :func:`numpy.std`) of the ``d`` frame features. Column names come
+        from :func:`aggregate_names`.
+
+    Raises
+    ------
+    ValueError
+        If a sequence is not 2-D, has no frames, or the feature counts differ.
+    """
+    rows = []
+    n_dims = None
+    for i, seq in enumerate(sequences):
+        if seq.ndim != 2:
+            raise ValueError(f"sequence {i}: expected [time, features], got shape {seq.shape}")
+        if seq.shape[0] == 0:
+            raise ValueError(f"sequence {i} has no frames")
+        if n_dims is None:
+            n_dims = seq.shape[1]
+        elif seq.shape[1] != n_dims:
+            raise ValueError(f"sequence {i} has {seq.shape[1]} features, expected {n_dims}")
+        n, mean, m2 = _streaming_moments(seq)
+        rows.append(np.concatenate([mean, np.sqrt(m2 / n)]))
+    if not rows:
+        raise ValueError("no sequences to aggregate")
+    return np.stack(rows)
+
+
+def aggregate_names(frame_names: Sequence[tuple[str, int]]) -> list[tuple[str, str, int]]:
+    """Column names of :func:`aggregate`'s output.
+
+    Parameters
+    ----------
+    frame_names : sequence of (str, int), length d
+        Names of the per-frame features, e.g. ``("mfcc", 3)``.
+
+    Returns
+    -------
+    names : list of (str, str, int), length 2 * d
+        ``(feature, "mean", index)`` for every frame feature, then ``(feature, "std", index)``,
+        in the column order of :func:`aggregate`.
+    """
+    names = [tuple(name) for name in frame_names]
+    for name in names:
+        if len(name) != 2:
+            raise ValueError(f"frame feature names are (feature, index) pairs, got {name!r}")
+    return [(f, "mean", i) for f, i in names] + [(f, "std", i) for f, i in names]
+
+
+# --------------------------------------------------------------------------------------------
+# Random forest on aggregated features
+# --------------------------------------------------------------------------------------------
+
+
+def standardized_mse_score(estimator: TransformedTargetRegressor, X, y) -> float:
+    """Scorer: minus the MSE between prediction and truth on *standardized* targets.
+
+    Both are standardized with the target scaler the estimator fitted on its own training
+    data (``estimator.transformer_``), so within a CV fold nothing is learned from the
+    validation part, and every target weighs the same whatever its units (tempo in BPM would
+    otherwise dominate the average). Greater is better, as scikit-learn scorers expect.
+
+    Parameters
+    ----------
+    estimator : TransformedTargetRegressor
+        Fitted, with a linear ``transformer_`` such as
+        :class:`~sklearn.preprocessing.StandardScaler`.
+    X : array-like [shape=(n, n_features)]
+    y : array-like [shape=(n, n_targets)] or [shape=(n,)]
+        Targets in raw units.
+
+    Returns
+    -------
+    score : float
+        ``-mean((z(y) - z(y_hat)) ** 2)`` over all samples and targets.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    y_hat = np.asarray(estimator.predict(X), dtype=np.float64)
+    y = y.reshape(len(y), -1)
+    y_hat = y_hat.reshape(len(y_hat), -1)
+    transformer = estimator.transformer_
+    return -float(np.mean(np.square(transformer.transform(y) - transformer.transform(y_hat))))
+
+
+def _prefixed(param_distributions: Mapping[str, Any]) -> dict[str, Any]:
+    """Route plain forest parameter names (``max_depth``) to ``regressor__max_depth``."""
+    return {
+        (key if key.startswith("regressor__") else f"regressor__{key}"): value
+        for key, value in param_distributions.items()
+    }
+
+
+def fit_rf_search(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    n_iter: int = 20,
+    cv: int = 3,
+    random_state: int | None = 0,
+    n_jobs: int | None = -1,
+    param_distributions: Mapping[str, Any] | None = None,
+    groups: np.ndarray | None = None,
+) -> RandomizedSearchCV:
+    """Tune a multi-output random forest by randomized search with cross-validation.
+
+    The forest is fitted on standardized targets
+    (``TransformedTargetRegressor(RandomForestRegressor, StandardScaler)``) and candidates are
+    ranked by :func:`standardized_mse_score`, so all targets weigh the same in both the split
+    criterion and model selection. ``predict`` of the result returns raw units.
+
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n_tracks, n_features)]
+        Training features only (e.g. from :func:`aggregate`); the test split never enters here.
+    Y : np.ndarray [shape=(n_tracks, n_targets)]
+        Training targets in raw units, columns in :data:`audioreg.targets.TARGETS` order.
+    n_iter : int
+        Parameter settings sampled.
+    cv : int
+        Number of folds: :class:`~sklearn.model_selection.GroupKFold` when ``groups`` is given
+        (a group, e.g. an artist, never sits on both sides of a fold), otherwise a shuffled
+        :class:`~sklearn.model_selection.KFold`.
+    random_state : int or None
+        Seeds the parameter sampling, the fold shuffling and the forest.
+    n_jobs : int or None
+        Parallel jobs over (candidate, fold) fits; each forest itself runs single-threaded.
+    param_distributions : mapping or None
+        Search space for :class:`~sklearn.ensemble.RandomForestRegressor`, by plain parameter
+        name (``"max_depth"``) or already routed (``"regressor__max_depth"``). Default:
+        :data:`DEFAULT_RF_PARAM_DISTRIBUTIONS`.
+    groups : np.ndarray [shape=(n_tracks,)] or None
+        Group label of each track for grouped CV.
+
+    Returns
+    -------
+    search : RandomizedSearchCV
+        Fitted and refitted on all of ``X``. ``best_params_`` keys carry the
+        ``regressor__`` prefix; ``search.predict(X)`` has shape (n_tracks, n_targets) in raw
+        units; ``cv_results_["mean_test_score"]`` is minus the standardized MSE.
+    """
+    X = np.asarray(X)
+    Y = np.asarray(Y, dtype=np.float64)
+    if len(X) != len(Y):
+        raise ValueError(f"X has {len(X)} rows but Y has {len(Y)}")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if len(groups) != len(X):
+            raise ValueError(f"groups has {len(groups)} entries but X has {len(X)} rows")
+        splitter = GroupKFold(n_splits=cv)
+    else:
+        splitter = KFold(n_splits=cv, shuffle=True, random_state=random_state)
+    estimator = TransformedTargetRegressor(
+        regressor=RandomForestRegressor(random_state=random_state, n_jobs=1),
+        transformer=StandardScaler(),
+    )
+    search = RandomizedSearchCV(
+        estimator,
+        param_distributions=_prefixed(
+            DEFAULT_RF_PARAM_DISTRIBUTIONS if param_distributions is None else param_distributions
+        ),
+        n_iter=n_iter,
+        scoring=standardized_mse_score,
+        cv=splitter,
+        refit=True,
+        n_jobs=n_jobs,
+        random_state=random_state,
+    )
+    search.fit(X, Y, groups=groups)
+    logger.info(
+        "RF search: best standardized MSE %.4f with %s",
+        -search.best_score_,
+        search.best_params_,
+    )
+    return search
+
+
+# --------------------------------------------------------------------------------------------
+# GRU over frame sequences
+# --------------------------------------------------------------------------------------------
+
+
+class GRURegressor(nn.Module):
+    """Stacked GRU over frame sequences with a pooled regression head.
+
+    Pooling: the top GRU layer's outputs are averaged over each track's valid time steps
+    (masked mean) and concatenated with the last valid hidden state of that layer, giving a
+    ``2 * hidden_size`` vector; then LayerNorm (optional), dropout and a linear head.
+    Padding is skipped by packing (:func:`~torch.nn.utils.rnn.pack_padded_sequence`), so
+    values beyond a track's length never influence its output.
+
+    Parameters
+    ----------
+    n_features : int
+        Features per frame.
+    hidden_size : int
+        GRU hidden units per layer.
+    num_layers : int
+        Stacked GRU layers.
+    dropout : float
+        Dropout between GRU layers (only when ``num_layers > 1``) and before the head.
+    n_outputs : int
+        Regression outputs.
+    layer_norm : bool
+        Apply LayerNorm to the pooled vector.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_features: int = 46,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.3,
+        n_outputs: int = 11,
+        layer_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = {
+            "n_features": int(n_features),
+            "hidden_size": int(hidden_size),
+            "num_layers": int(num_layers),
+            "dropout": float(dropout),
+            "n_outputs": int(n_outputs),
+            "layer_norm": bool(layer_norm),
+        }
+        self.gru = nn.GRU(
+            input_size=n_features,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        pooled = 2 * hidden_size
+        self.norm = nn.LayerNorm(pooled) if layer_norm else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(pooled, n_outputs)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Predict from a zero- (or anything-) padded batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor [shape=(batch, time, n_features)]
+        lengths : torch.Tensor or sequence of int [shape=(batch,)]
+            Valid time steps of each track, ``1 <= lengths[i] <= time``.
+
+        Returns
+        -------
+        y : torch.Tensor [shape=(batch, n_outputs)]
+        """
+        lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
+        if lengths.ndim != 1 or len(lengths) != x.shape[0]:
+            raise ValueError(f"lengths must have shape ({x.shape[0]},), got {tuple(lengths.shape)}")
+        if int(lengths.min()) < 1 or int(lengths.max()) > x.shape[1]:
+            raise ValueError(f"lengths must lie in [1, {x.shape[1]}]")
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        outputs, h_n = self.gru(packed)
+        # Zero beyond each length, so the sum over time is the sum over valid steps.
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True)
+        mean = outputs.sum(dim=1) / lengths.to(outputs.device, outputs.dtype).unsqueeze(1)
+        last = h_n[-1]  # top layer, already in the batch's original order
+        pooled = torch.cat([mean, last], dim=1)
+        return self.head(self.dropout(self.norm(pooled)))

@@ -1,0 +1,817 @@
+"""Training, checkpointing and prediction for :class:`audioreg.models.GRURegressor`.
+
+Data flow: frame sequences [t_i, 46] -> :class:`SequenceDataset` (mean-pool blocks of
+``frame_pool`` frames, z-score features and targets with :func:`fit_normalizers`) ->
+:class:`LengthBucketSampler` (batches of similar length) -> :func:`collate_padded` ->
+the GRU. :func:`train_gru` writes ``last.pt``, ``best.pt`` and ``history.csv`` into a
+checkpoint folder and resumes from ``last.pt``; :func:`predict_gru` returns raw target units.
+
+Randomness: :func:`train_gru` never leaves a trace on the caller's global RNGs. Weight init
+and dropout draw from torch's global generator, so the run is wrapped in
+:func:`torch.random.fork_rng`: inside, torch (and, for completeness, NumPy's and Python's
+global RNGs) are seeded from ``random_state`` or restored from the checkpoint; on exit the
+caller's states are put back. Batch order comes from the sampler's own generator, seeded by
+``(random_state, epoch)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from audioreg.models import GRURegressor, _streaming_moments
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LengthBucketSampler",
+    "SequenceDataset",
+    "TrainResult",
+    "collate_padded",
+    "fit_normalizers",
+    "load_checkpoint",
+    "pool_frames",
+    "pooled_length",
+    "predict_gru",
+    "resolve_device",
+    "train_gru",
+]
+
+#: Standard deviations below this are replaced by 1 (constant feature or target).
+STD_FLOOR = 1e-6
+
+CHECKPOINT_FORMAT = 1
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds", "is_best")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"`` into CUDA when available, else CPU; pass anything else to torch.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+
+    Returns
+    -------
+    device : torch.device
+
+    Raises
+    ------
+    RuntimeError
+        If CUDA is asked for but not available.
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device} requested but CUDA is not available")
+    return device
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+def pooled_length(n_frames: int, *, frame_pool: int) -> int:
+    """Length after :func:`pool_frames`: ``ceil(n_frames / frame_pool)``."""
+    return -(-int(n_frames) // int(frame_pool))
+
+
+def pool_frames(frames: np.ndarray, *, frame_pool: int) -> np.ndarray:
+    """Average non-overlapping blocks of ``frame_pool`` frames; a last partial block is kept.
+
+    Parameters
+    ----------
+    frames : np.ndarray [shape=(t, d)]
+    frame_pool : int
+        Block size; 1 returns the frames unchanged (as float64).
+
+    Returns
+    -------
+    pooled : np.ndarray [shape=(ceil(t / frame_pool), d), dtype=float64]
+        ``pooled[j] = frames[j * frame_pool : (j + 1) * frame_pool].mean(axis=0)``.
+    """
+    if frame_pool < 1:
+        raise ValueError(f"frame_pool must be >= 1, got {frame_pool}")
+    x = np.asarray(frames, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"expected a non-empty [time, features] array, got shape {x.shape}")
+    if frame_pool == 1:
+        return x
+    n_full = x.shape[0] // frame_pool
+    blocks = [x[: n_full * frame_pool].reshape(n_full, frame_pool, x.shape[1]).mean(axis=1)]
+    if x.shape[0] > n_full * frame_pool:
+        blocks.append(x[n_full * frame_pool :].mean(axis=0, keepdims=True))
+    return np.concatenate(blocks)
+
+
+def _floored(std: np.ndarray) -> np.ndarray:
+    return np.where(std > STD_FLOOR, std, 1.0)
+
+
+def fit_normalizers(
+    sequences: Sequence[np.ndarray], targets: np.ndarray | None
+) -> dict[str, np.ndarray | None]:
+    """Feature and target means and standard deviations of the training data.
+
+    Parameters
+    ----------
+    sequences : sequence of np.ndarray [shape=(t_i, d)]
+        Training frame sequences, streamed in chunks (memmaps stay on disk).
+    targets : np.ndarray [shape=(n_tracks, n_targets)] or None
+        Training targets in raw units.
+
+    Returns
+    -------
+    normalizers : dict
+        ``feature_mean``, ``feature_std`` [shape=(d,)] over all frames of all tracks, and
+        ``target_mean``, ``target_std`` [shape=(n_targets,)] (None without targets); float64.
+        A standard deviation below :data:`STD_FLOOR` (a constant column) is set to 1.
+    """
+    n_total, mean_total, m2_total = 0, None, None
+    for i, seq in enumerate(sequences):
+        if seq.ndim != 2 or seq.shape[0] == 0:
+            raise ValueError(f"sequence {i}: expected non-empty [time, features], got {seq.shape}")
+        n, mean, m2 = _streaming_moments(seq)
+        if mean_total is None:
+            n_total, mean_total, m2_total = n, mean, m2
+            continue
+        total = n_total + n
+        delta = mean - mean_total
+        mean_total = mean_total + delta * (n / total)
+        m2_total = m2_total + m2 + np.square(delta) * (n_total * n / total)
+        n_total = total
+    if mean_total is None:
+        raise ValueError("no training sequences")
+    normalizers: dict[str, np.ndarray | None] = {
+        "feature_mean": mean_total,
+        "feature_std": _floored(np.sqrt(m2_total / n_total)),
+        "target_mean": None,
+        "target_std": None,
+    }
+    if targets is not None:
+        y = np.asarray(targets, dtype=np.float64)
+        if y.ndim != 2 or len(y) != len(sequences):
+            raise ValueError(f"targets must be [{len(sequences)}, n_targets], got {y.shape}")
+        normalizers["target_mean"] = y.mean(axis=0)
+        normalizers["target_std"] = _floored(y.std(axis=0))
+    return normalizers
+
+
+class SequenceDataset(Dataset):
+    """Pooled, normalized frame sequences with z-scored targets, read lazily per item.
+
+    Parameters
+    ----------
+    sequences : sequence of np.ndarray [shape=(t_i, d)]
+        Frame sequences; memmaps are only read in ``__getitem__``.
+    targets : np.ndarray [shape=(n_tracks, n_targets)] or None
+        Raw targets. Without them items carry ``None`` as the target.
+    frame_pool : int
+        Mean-pool blocks of this many frames (:func:`pool_frames`).
+    feature_mean, feature_std : np.ndarray [shape=(d,)] or None
+        Feature normalizer (None: features are not normalized).
+    target_mean, target_std : np.ndarray [shape=(n_targets,)] or None
+        Target normalizer (None: targets are not normalized).
+
+    Notes
+    -----
+    Item ``i`` is ``(x, y)`` with ``x`` a float32 tensor [shape=(ceil(t_i / frame_pool), d)]
+    and ``y`` a float32 tensor [shape=(n_targets,)] or None.
+    """
+
+    def __init__(
+        self,
+        sequences: Sequence[np.ndarray],
+        targets: np.ndarray | None = None,
+        *,
+        frame_pool: int = 1,
+        feature_mean: np.ndarray | None = None,
+        feature_std: np.ndarray | None = None,
+        target_mean: np.ndarray | None = None,
+        target_std: np.ndarray | None = None,
+    ) -> None:
+        if frame_pool < 1:
+            raise ValueError(f"frame_pool must be >= 1, got {frame_pool}")
+        self.sequences = sequences
+        self.targets = None if targets is None else np.asarray(targets, dtype=np.float64)
+        if self.targets is not None and len(self.targets) != len(sequences):
+            raise ValueError(f"{len(sequences)} sequences but {len(self.targets)} target rows")
+        self.frame_pool = int(frame_pool)
+
+        def as64(a):
+            return None if a is None else np.asarray(a, dtype=np.float64)
+
+        self.feature_mean, self.feature_std = as64(feature_mean), as64(feature_std)
+        self.target_mean, self.target_std = as64(target_mean), as64(target_std)
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Pooled length of every item [shape=(n_tracks,)], from array shapes only."""
+        lengths = np.array([seq.shape[0] for seq in self.sequences], dtype=np.int64)
+        if np.any(lengths < 1):
+            raise ValueError(f"sequences {np.flatnonzero(lengths < 1).tolist()} have no frames")
+        return -(-lengths // self.frame_pool)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = pool_frames(self.sequences[index], frame_pool=self.frame_pool)
+        if self.feature_mean is not None:
+            x = x - self.feature_mean
+        if self.feature_std is not None:
+            x = x / self.feature_std
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        if self.targets is None:
+            return x, None
+        y = self.targets[index]
+        if self.target_mean is not None:
+            y = y - self.target_mean
+        if self.target_std is not None:
+            y = y / self.target_std
+        return x, torch.from_numpy(np.asarray(y, dtype=np.float32))
+
+
+def collate_padded(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor | None]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Zero-pad a list of ``(x [t_i, d], y [n_targets] or None)`` items.
+
+    Returns
+    -------
+    x : torch.Tensor [shape=(batch, max t_i, d)]
+    lengths : torch.Tensor [shape=(batch,), dtype=int64]
+        On the CPU, as :func:`~torch.nn.utils.rnn.pack_padded_sequence` wants.
+    y : torch.Tensor [shape=(batch, n_targets)] or None
+    """
+    xs = [item[0] for item in batch]
+    lengths = torch.tensor([len(x) for x in xs], dtype=torch.int64)
+    x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True)
+    ys = [item[1] for item in batch]
+    y = None if any(t is None for t in ys) else torch.stack(ys)
+    return x, lengths, y
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of tracks with similar lengths, in a reproducible per-epoch random order.
+
+    With ``shuffle``, each epoch permutes the tracks, cuts the permutation into pools of
+    ``batch_size * pool_batches`` tracks, sorts each pool by length, cuts it into batches and
+    shuffles the order of all batches. The generator is seeded by ``(random_state, epoch)``,
+    so an epoch's batches depend only on those two numbers (set with :meth:`set_epoch`), which
+    makes resuming exact. Without ``shuffle`` the batches follow the global length order.
+
+    Parameters
+    ----------
+    lengths : array-like of int [shape=(n_tracks,)]
+    batch_size : int
+    shuffle : bool
+    random_state : int
+    pool_batches : int
+        Batches per sorting pool: larger groups lengths more tightly, smaller mixes more.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int] | np.ndarray,
+        *,
+        batch_size: int,
+        shuffle: bool = True,
+        random_state: int = 0,
+        pool_batches: int = 50,
+    ) -> None:
+        if batch_size < 1 or pool_batches < 1:
+            raise ValueError("batch_size and pool_batches must be >= 1")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.random_state = int(random_state)
+        self.pool_batches = int(pool_batches)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose batch order :meth:`__iter__` yields."""
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"random_state": self.random_state, "epoch": self.epoch}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        self.random_state = int(state["random_state"])
+        self.epoch = int(state["epoch"])
+
+    def batches(self) -> list[list[int]]:
+        """The batches of the current epoch, as lists of track indices."""
+        n = len(self.lengths)
+        bs = self.batch_size
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            return [order[i : i + bs].tolist() for i in range(0, n, bs)]
+        rng = np.random.default_rng([self.random_state, self.epoch])
+        perm = rng.permutation(n)
+        pool = bs * self.pool_batches
+        batches = []
+        for start in range(0, n, pool):
+            chunk = perm[start : start + pool]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[i : i + bs].tolist() for i in range(0, len(chunk), bs))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        n, bs, pool = len(self.lengths), self.batch_size, self.batch_size * self.pool_batches
+        if not self.shuffle:
+            return math.ceil(n / bs)
+        return (n // pool) * self.pool_batches + math.ceil((n % pool) / bs)
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def _plain(obj: Any) -> Any:
+    """Reduce run parameters to types ``torch.load(weights_only=True)`` accepts."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)  # Path, datetime from YAML, ...
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def _rng_states(device: torch.device, sampler: LengthBucketSampler) -> dict[str, Any]:
+    name, key, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "numpy": [name, key.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": random.getstate(),
+        "sampler": sampler.state_dict(),
+    }
+
+
+def _set_rng_states(states: Mapping[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(states["torch"])
+    if device.type == "cuda" and states.get("cuda") is not None:
+        torch.cuda.set_rng_state(states["cuda"], device)
+    name, key, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+@contextlib.contextmanager
+def _private_global_rngs(device: torch.device) -> Iterator[None]:
+    """Let the body reseed global RNGs; put the caller's states back on exit."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    cuda_devices = []
+    if device.type == "cuda":
+        cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    try:
+        with torch.random.fork_rng(devices=cuda_devices, device_type="cuda"):
+            yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+def _seed_global_rngs(seed: int, device: torch.device) -> None:
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _load(path: str | os.PathLike) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, *, device: str | torch.device = "auto"
+) -> tuple[GRURegressor, dict[str, Any]]:
+    """Rebuild the model stored by :func:`train_gru`.
+
+    Parameters
+    ----------
+    path : path-like
+        ``best.pt`` or ``last.pt``.
+    device : str or torch.device
+        See :func:`resolve_device`.
+
+    Returns
+    -------
+    model : GRURegressor
+        On ``device``, in eval mode.
+    checkpoint : dict
+        Everything stored (loaded on the CPU): ``model_state``, ``optimizer_state``, ``epoch``,
+        ``best_val_loss``, ``best_epoch``, ``history`` (list of dicts), ``rng_states``,
+        ``normalizers`` (float64 tensors), ``model_config``, ``frame_pool``, ``train_config``,
+        ``params`` (the merged run parameters).
+    """
+    checkpoint = _load(path)
+    model = GRURegressor(**checkpoint["model_config"])
+    model.load_state_dict(checkpoint["model_state"])
+    model.to(resolve_device(device)).eval()
+    return model, checkpoint
+
+
+def _normalizers_to_numpy(normalizers: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, dtype=np.float64) for k, v in normalizers.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_gru` produced.
+
+    Attributes
+    ----------
+    history : pandas.DataFrame
+        One row per epoch: epoch, train_loss, val_loss (MSE on z-scored targets), lr,
+        seconds, is_best. Also written to ``history.csv``.
+    best_checkpoint : Path
+        ``best.pt``: the epoch with the lowest validation loss.
+    last_checkpoint : Path
+        ``last.pt``: the latest epoch, used for resuming.
+    best_epoch : int
+    """
+
+    history: pd.DataFrame
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_epoch: int
+
+
+def _train_one_epoch(model, loader, optimizer, *, grad_clip, device, progress, desc) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for x, lengths, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model(x, lengths), y)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        total += loss.item() * len(y)
+        count += len(y)
+    return total / count
+
+
+@torch.no_grad()
+def _evaluate(model, loader, *, device) -> float:
+    model.eval()
+    sse, count = 0.0, 0
+    for x, lengths, y in loader:
+        pred = model(x.to(device, non_blocking=True), lengths)
+        sse += F.mse_loss(pred, y.to(device, non_blocking=True), reduction="sum").item()
+        count += y.numel()
+    return sse / count
+
+
+def train_gru(
+    train_sequences: Sequence[np.ndarray],
+    train_targets: np.ndarray,
+    val_sequences: Sequence[np.ndarray],
+    val_targets: np.ndarray,
+    *,
+    hidden_size: int = 256,
+    num_layers: int = 2,
+    dropout: float = 0.3,
+    layer_norm: bool = True,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    epochs: int = 20,
+    batch_size: int = 16,
+    frame_pool: int = 1,
+    grad_clip: float | None = 1.0,
+    device: str | torch.device = "auto",
+    checkpoint_dir: str | os.PathLike,
+    params: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+    resume: bool = True,
+    progress: bool = False,
+) -> TrainResult:
+    """Train a :class:`~audioreg.models.GRURegressor` with Adam on z-scored targets.
+
+    The loss is the MSE over all targets after z-scoring each with the training mean and
+    standard deviation, so the 11 targets weigh the same. Every epoch: one pass over the
+    training set in length-bucketed batches, a no-grad validation pass, then ``last.pt``
+    (model, optimizer, epoch, best validation loss, history, RNG states, normalizers, model
+    config, ``params``), ``best.pt`` when the validation loss improved, and ``history.csv``
+    are written atomically into ``checkpoint_dir``.
+
+    Parameters
+    ----------
+    train_sequences, val_sequences : sequence of np.ndarray [shape=(t_i, d)]
+        Frame sequences (memmaps are read lazily, one batch at a time).
+    train_targets, val_targets : np.ndarray [shape=(n_i, n_targets)]
+        Raw targets in :data:`audioreg.targets.TARGETS` order.
+    hidden_size, num_layers, dropout, layer_norm
+        Model configuration, see :class:`~audioreg.models.GRURegressor`.
+    lr, weight_decay : float
+        Adam settings.
+    epochs : int
+        Total epochs of the run, counting epochs done before a resume.
+    batch_size : int
+    frame_pool : int
+        Mean-pool blocks of this many frames before the GRU.
+    grad_clip : float or None
+        Max gradient norm; None or 0 disables clipping.
+    device : str or torch.device
+        ``"auto"`` picks CUDA when available.
+    checkpoint_dir : path-like
+        Created if missing.
+    params : mapping or None
+        Merged run parameters, stored verbatim (reduced to plain types) in every checkpoint.
+    random_state : int
+        Seeds weight init, dropout and batch order.
+    resume : bool
+        Continue from ``checkpoint_dir/last.pt`` when it exists. The model config and
+        ``frame_pool`` must match it; ``lr`` and ``weight_decay`` of this call win over the
+        stored optimizer's.
+    progress : bool
+        Show tqdm bars over batches.
+
+    Returns
+    -------
+    result : TrainResult
+
+    Raises
+    ------
+    ValueError
+        If resuming from a checkpoint of a different model config or ``frame_pool``.
+    FloatingPointError
+        If a loss becomes NaN or infinite.
+
+    Notes
+    -----
+    On the CPU (``num_workers=0``), a run interrupted after any epoch and resumed ends with
+    bit-identical weights to an uninterrupted run. On CUDA, cuDNN's GRU kernels are not
+    guaranteed deterministic. The caller's global RNG states are unchanged on return.
+    """
+    device = resolve_device(device)
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+    history_path = checkpoint_dir / "history.csv"
+
+    train_targets = np.asarray(train_targets, dtype=np.float64)
+    val_targets = np.asarray(val_targets, dtype=np.float64)
+    if len(train_sequences) == 0 or len(val_sequences) == 0:
+        raise ValueError("train and validation sets must be non-empty")
+    model_config = {
+        "n_features": int(train_sequences[0].shape[1]),
+        "hidden_size": int(hidden_size),
+        "num_layers": int(num_layers),
+        "dropout": float(dropout),
+        "n_outputs": int(train_targets.shape[1]),
+        "layer_norm": bool(layer_norm),
+    }
+    train_config = {
+        "lr": float(lr),
+        "weight_decay": float(weight_decay),
+        "epochs": int(epochs),
+        "batch_size": int(batch_size),
+        "frame_pool": int(frame_pool),
+        "grad_clip": None if grad_clip is None else float(grad_clip),
+        "random_state": int(random_state),
+    }
+
+    checkpoint = None
+    if resume and last_path.exists():
+        checkpoint = _load(last_path)
+        stored = (checkpoint["model_config"], checkpoint["frame_pool"])
+        if stored != (model_config, int(frame_pool)):
+            raise ValueError(
+                f"{last_path} holds model config {stored[0]} with frame_pool={stored[1]}, "
+                f"this run asks for {model_config} with frame_pool={frame_pool}: "
+                "use another checkpoint_dir or resume=False"
+            )
+        changed = {
+            k: (checkpoint["train_config"].get(k), v)
+            for k, v in train_config.items()
+            if k != "epochs" and checkpoint["train_config"].get(k) != v
+        }
+        if changed:
+            logger.warning(
+                "resuming %s with changed settings (stored, now): %s", last_path, changed
+            )
+        normalizers = _normalizers_to_numpy(checkpoint["normalizers"])
+    else:
+        normalizers = fit_normalizers(train_sequences, train_targets)
+
+    train_set = SequenceDataset(
+        train_sequences, train_targets, frame_pool=frame_pool, **normalizers
+    )
+    val_set = SequenceDataset(val_sequences, val_targets, frame_pool=frame_pool, **normalizers)
+    sampler = LengthBucketSampler(
+        train_set.lengths, batch_size=batch_size, shuffle=True, random_state=random_state
+    )
+    val_sampler = LengthBucketSampler(val_set.lengths, batch_size=batch_size, shuffle=False)
+    pin = device.type == "cuda"
+    loader_args = {"collate_fn": collate_padded, "num_workers": 0, "pin_memory": pin}
+    # A private generator: DataLoader would otherwise draw a (here unused) seed from the global one.
+    train_loader = DataLoader(
+        train_set, batch_sampler=sampler, generator=torch.Generator(), **loader_args
+    )
+    val_loader = DataLoader(
+        val_set, batch_sampler=val_sampler, generator=torch.Generator(), **loader_args
+    )
+
+    with _private_global_rngs(device):
+        _seed_global_rngs(random_state, device)
+        model = GRURegressor(**model_config).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        history: list[dict[str, Any]] = []
+        best_val_loss, best_epoch, start_epoch = math.inf, 0, 1
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model_state"])
+            optimizer.load_state_dict(checkpoint["optimizer_state"])
+            for group in optimizer.param_groups:
+                group["lr"], group["weight_decay"] = lr, weight_decay
+            history = list(checkpoint["history"])
+            best_val_loss, best_epoch = checkpoint["best_val_loss"], checkpoint["best_epoch"]
+            start_epoch = checkpoint["epoch"] + 1
+            _set_rng_states(checkpoint["rng_states"], device)
+            sampler.load_state_dict(checkpoint["rng_states"]["sampler"])
+            logger.info("resumed %s at epoch %d", last_path, start_epoch)
+
+        if start_epoch > epochs:
+            logger.info("%s already holds %d of %d epochs", last_path, start_epoch - 1, epochs)
+        for epoch in range(start_epoch, epochs + 1):
+            started = time.perf_counter()
+            sampler.set_epoch(epoch)
+            train_loss = _train_one_epoch(
+                model,
+                train_loader,
+                optimizer,
+                grad_clip=grad_clip,
+                device=device,
+                progress=progress,
+                desc=f"epoch {epoch}/{epochs}",
+            )
+            val_loss = _evaluate(model, val_loader, device=device)
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+                raise FloatingPointError(
+                    f"epoch {epoch}: train loss {train_loss}, validation loss {val_loss}"
+                )
+            is_best = val_loss < best_val_loss
+            if is_best:
+                best_val_loss, best_epoch = val_loss, epoch
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "seconds": time.perf_counter() - started,
+                    "is_best": is_best,
+                }
+            )
+            state = {
+                "format": CHECKPOINT_FORMAT,
+                "model_state": model.state_dict(),
+                "optimizer_state": optimizer.state_dict(),
+                "epoch": epoch,
+                "best_val_loss": best_val_loss,
+                "best_epoch": best_epoch,
+                "history": history,
+                "rng_states": _rng_states(device, sampler),
+                "normalizers": {
+                    k: torch.as_tensor(v, dtype=torch.float64) for k, v in normalizers.items()
+                },
+                "model_config": model_config,
+                "frame_pool": int(frame_pool),
+                "train_config": train_config,
+                "params": _plain(params or {}),
+                "torch_version": str(torch.__version__),
+            }
+            _atomic_write(last_path, lambda tmp: torch.save(state, tmp))
+            if is_best:
+                _atomic_write(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
+            frame = pd.DataFrame(history, columns=list(HISTORY_COLUMNS))
+            _atomic_write(history_path, lambda tmp: frame.to_csv(tmp, index=False))
+            logger.info(
+                "epoch %d/%d train %.4f val %.4f%s (%.1f s)",
+                epoch,
+                epochs,
+                train_loss,
+                val_loss,
+                " *" if is_best else "",
+                history[-1]["seconds"],
+            )
+
+    return TrainResult(
+        history=pd.DataFrame(history, columns=list(HISTORY_COLUMNS)),
+        best_checkpoint=best_path,
+        last_checkpoint=last_path,
+        best_epoch=best_epoch,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+# --------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def predict_gru(
+    model_or_checkpoint_path: str | os.PathLike | tuple[GRURegressor, Mapping[str, Any]],
+    sequences: Sequence[np.ndarray],
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """Predict raw target units with a trained GRU.
+
+    Parameters
+    ----------
+    model_or_checkpoint_path : path-like or (GRURegressor, dict)
+        A checkpoint written by :func:`train_gru`, or the pair returned by
+        :func:`load_checkpoint` (its normalizers and ``frame_pool`` are used).
+    sequences : sequence of np.ndarray [shape=(t_i, d)]
+    batch_size : int
+    device : str or torch.device
+        Where to run; the model is moved there.
+
+    Returns
+    -------
+    Y_hat : np.ndarray [shape=(n_tracks, n_targets), dtype=float64]
+        In raw units: the model's z-scores times the training std plus the training mean.
+    """
+    if isinstance(model_or_checkpoint_path, (str, os.PathLike)):
+        model, checkpoint = load_checkpoint(model_or_checkpoint_path, device=device)
+    elif isinstance(model_or_checkpoint_path, tuple) and len(model_or_checkpoint_path) == 2:
+        model, checkpoint = model_or_checkpoint_path
+    else:
+        raise TypeError(
+            "pass a checkpoint path or the (model, checkpoint) pair from load_checkpoint: "
+            "a bare model lacks the normalizers needed for raw units"
+        )
+    device = resolve_device(device)
+    normalizers = _normalizers_to_numpy(checkpoint["normalizers"])
+    dataset = SequenceDataset(
+        sequences,
+        frame_pool=checkpoint["frame_pool"],
+        feature_mean=normalizers["feature_mean"],
+        feature_std=normalizers["feature_std"],
+    )
+    sampler = LengthBucketSampler(dataset.lengths, batch_size=batch_size, shuffle=False)
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        z = np.empty((len(dataset), model.config["n_outputs"]), dtype=np.float64)
+        for batch in sampler:
+            x, lengths, _ = collate_padded([dataset[i] for i in batch])
+            z[batch] = model(x.to(device), lengths).double().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return z * normalizers["target_std"] + normalizers["target_mean"]

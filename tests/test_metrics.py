@@ -1,0 +1,376 @@
+"""Tests for audioreg.metrics: closed-form cases and properties."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+from audioreg import metrics
+from audioreg.targets import TARGETS
+
+TEMPO = TARGETS.index("tempo")
+KEY = TARGETS.index("key")
+METER = TARGETS.index("time_signature")
+
+
+def _labels(n: int, *, seed: int) -> np.ndarray:
+    """Valid labels for all 11 targets, in TARGETS order: [n, 11]."""
+    rng = np.random.default_rng(seed)
+    columns = []
+    for target in TARGETS:
+        if target == "tempo":
+            columns.append(rng.uniform(60.0, 180.0, n))
+        elif target == "loudness":
+            columns.append(rng.uniform(-30.0, -3.0, n))
+        elif target == "time_signature":
+            columns.append(rng.integers(3, 8, n).astype(float))
+        elif target == "key":
+            columns.append(rng.integers(0, 12, n).astype(float))
+        else:
+            columns.append(rng.uniform(0.0, 1.0, n))
+    return np.column_stack(columns)
+
+
+@pytest.fixture
+def y_true() -> np.ndarray:
+    return _labels(60, seed=0)
+
+
+@pytest.fixture
+def y_noisy(y_true) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return y_true + rng.normal(0.0, 0.5, y_true.shape) * y_true.std(axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# per_target
+
+
+def test_perfect_prediction_scores_perfectly(y_true):
+    table = metrics.per_target(y_true, y_true)
+    assert (table["mse"] == 0).all()
+    assert (table["mae"] == 0).all()
+    assert (table["smse"] == 0).all()
+    assert (table["r2"] == 1).all()
+    assert table.loc["key", "accuracy"] == 1
+    assert table.loc["time_signature", "accuracy"] == 1
+    assert table.loc["tempo", "acc1"] == 1
+    assert table.loc["tempo", "acc2"] == 1
+
+
+def test_predicting_the_mean_of_y_true_gives_smse_exactly_one(y_true):
+    baseline = metrics.mean_baseline(y_true, len(y_true))
+    table = metrics.per_target(y_true, baseline)
+    assert table["smse"].tolist() == [1.0] * len(TARGETS)
+    assert table["r2"].tolist() == [0.0] * len(TARGETS)
+
+
+def test_table_layout_and_where_metrics_apply(y_true, y_noisy):
+    table = metrics.per_target(y_true, y_noisy)
+    assert tuple(table.index) == TARGETS
+    assert table.index.name == "target"
+    assert tuple(table.columns) == metrics.METRIC_COLUMNS
+    assert set(table.index[table["accuracy"].notna()]) == {"key", "time_signature"}
+    assert set(table.index[table["acc1"].notna()]) == {"tempo"}
+    assert set(table.index[table["acc2"].notna()]) == {"tempo"}
+    assert table[["mse", "smse", "r2", "mae"]].notna().all().all()
+
+
+def test_target_order_follows_targets_argument(y_true, y_noisy):
+    order = tuple(reversed(TARGETS))
+    table = metrics.per_target(y_true[:, ::-1], y_noisy[:, ::-1], targets=order)
+    assert tuple(table.index) == order
+    pd.testing.assert_frame_equal(
+        table.loc[list(TARGETS)], metrics.per_target(y_true, y_noisy), check_names=False
+    )
+
+
+def test_agrees_with_scikit_learn(y_true, y_noisy):
+    table = metrics.per_target(y_true, y_noisy)
+    mse = mean_squared_error(y_true, y_noisy, multioutput="raw_values")
+    mae = mean_absolute_error(y_true, y_noisy, multioutput="raw_values")
+    r2 = r2_score(y_true, y_noisy, multioutput="raw_values")
+    np.testing.assert_allclose(table["mse"], mse, rtol=1e-12)
+    np.testing.assert_allclose(table["mae"], mae, rtol=1e-12)
+    np.testing.assert_allclose(table["r2"], r2, rtol=1e-10)
+    np.testing.assert_allclose(table["smse"], 1 - r2, rtol=1e-10)
+
+
+def test_dataframes_are_matched_by_column_name(y_true, y_noisy):
+    shuffled = list(TARGETS[::2]) + list(TARGETS[1::2])
+    true_df = pd.DataFrame(y_true, columns=list(TARGETS))[shuffled].assign(track_id="x")
+    from_frames = metrics.per_target(true_df, pd.DataFrame(y_noisy, columns=list(TARGETS)))
+    pd.testing.assert_frame_equal(from_frames, metrics.per_target(y_true, y_noisy))
+
+
+def test_constant_reference_has_nan_smse_and_r2():
+    y = np.column_stack([np.full(5, 0.3), np.linspace(0, 1, 5)])
+    table = metrics.per_target(y, y + 0.1, targets=("energy", "valence"))
+    assert math.isnan(table.loc["energy", "smse"])
+    assert math.isnan(table.loc["energy", "r2"])
+    assert table.loc["energy", "mse"] == pytest.approx(0.01)
+    assert "n/a" in table.loc["energy", "own_terms"]
+    assert not math.isnan(table.loc["valence", "smse"])
+
+
+def test_own_terms_strings():
+    # columns: tempo, loudness, key, energy
+    y_true = np.array(
+        [
+            [100.0, -10.0, 0.0, 0.0],
+            [100.0, -12.0, 5.0, 0.5],
+            [100.0, -14.0, 7.0, 1.0],
+            [100.0, -16.0, 11.0, 1.0],
+        ]
+    )
+    y_pred = np.array(
+        [
+            [100.0, -12.0, 0.2, 0.0],  # tempo exact
+            [200.0, -14.0, 5.0, 0.5],  # tempo doubled: Acc2 only
+            [110.0, -12.0, 2.0, 1.0],  # tempo 10 % off: neither
+            [100.0, -18.0, 9.0, 0.5],
+        ]
+    )
+    table = metrics.per_target(y_true, y_pred, targets=("tempo", "loudness", "key", "energy"))
+    assert table.loc["tempo", "own_terms"] == "MAE 27.5 BPM · Acc1 50 % · Acc2 75 %"
+    assert table.loc["loudness", "own_terms"] == "MAE 2.0 dB"
+    assert table.loc["key", "own_terms"] == "accuracy 50 %"
+    r2 = r2_score(y_true[:, 3], y_pred[:, 3])
+    assert table.loc["energy", "own_terms"] == f"R^2 {r2:.2f}"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda y: y[:, :5], "shape"),
+        (lambda y: y[:-1], "rows"),
+        (lambda y: np.where(np.eye(*y.shape, dtype=bool), np.nan, y), "finite"),
+    ],
+)
+def test_bad_predictions_raise(y_true, change, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.per_target(y_true, change(y_true.copy()))
+
+
+def test_missing_dataframe_column_raises(y_true):
+    frame = pd.DataFrame(y_true, columns=list(TARGETS)).drop(columns="key")
+    with pytest.raises(ValueError, match="key"):
+        metrics.per_target(frame, y_true)
+
+
+# ---------------------------------------------------------------------------------------------
+# tempo
+
+
+@pytest.mark.parametrize("factor", [2.0, 0.5, 3.0, 1.0 / 3.0])
+def test_tempo_octave_errors_fail_acc1_and_pass_acc2(factor):
+    ref = np.array([60.0, 95.0, 120.0, 174.0])
+    est = ref * factor
+    assert metrics.tempo_acc1(ref, est) == 0.0
+    assert metrics.tempo_acc2(ref, est) == 1.0
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_tempo_tolerance_is_four_percent(sign):
+    ref = np.array([80.0, 120.0, 150.0])
+    assert metrics.tempo_acc1(ref, ref * (1 + sign * 0.03)) == 1.0
+    assert metrics.tempo_acc1(ref, ref * (1 + sign * 0.05)) == 0.0
+    assert metrics.tempo_acc2(ref, ref * (1 + sign * 0.05)) == 0.0
+    assert metrics.tempo_acc1(ref, ref * (1 + sign * 0.05), tol=0.06) == 1.0
+
+
+def test_tempo_hits_are_per_track():
+    ref = np.array([100.0, 100.0, 100.0, 100.0])
+    est = np.array([102.0, 200.0, 150.0, 33.4])
+    assert metrics.tempo_hits1(ref, est).tolist() == [True, False, False, False]
+    assert metrics.tempo_hits2(ref, est).tolist() == [True, True, False, True]
+
+
+def test_tempo_rejects_zero_reference():
+    with pytest.raises(ValueError, match="no beat"):
+        metrics.tempo_acc1([0.0, 120.0], [120.0, 120.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# key and time signature
+
+
+def test_key_rounds_to_nearest_pitch_class_mod_12():
+    ref = np.array([0, 11, 11, 0, 1, 4])
+    est = np.array([11.6, 11.4, -0.6, -0.4, 0.5, 4.49])
+    assert metrics.key_hits(ref, est).tolist() == [True] * 6
+    assert metrics.key_accuracy(ref, est) == 1.0
+    assert metrics.key_accuracy([0, 5], [11.4, 5.6]) == 0.0
+
+
+def test_key_rejects_no_key_label():
+    with pytest.raises(ValueError, match="key"):
+        metrics.key_accuracy([-1, 3], [3, 3])
+
+
+def test_time_signature_rounds_and_clips_to_3_to_7():
+    ref = np.array([5, 7, 3, 5, 4])
+    est = np.array([5.4, 9.0, 2.2, 4.5, 4.49])
+    assert metrics.time_signature_hits(ref, est).tolist() == [True] * 5
+    assert metrics.time_signature_accuracy([4, 4], [5.6, 4.6]) == 0.0
+
+
+def test_time_signature_rejects_labels_outside_3_to_7():
+    with pytest.raises(ValueError, match="time_signature"):
+        metrics.time_signature_accuracy([1, 4], [4, 4])
+
+
+# ---------------------------------------------------------------------------------------------
+# baseline, comparison, summaries
+
+
+def test_mean_baseline_predicts_the_training_mean(y_true):
+    train = y_true[:20]
+    baseline = metrics.mean_baseline(train, 7)
+    assert baseline.shape == (7, len(TARGETS))
+    np.testing.assert_allclose(baseline, np.tile(train.mean(axis=0), (7, 1)), rtol=1e-15)
+
+
+def test_compare_models_stacks_per_target_tables(y_true, y_noisy):
+    baseline = metrics.mean_baseline(y_true[:30], len(y_true))
+    table = metrics.compare_models(
+        y_true, {metrics.BASELINE_NAME: baseline, "noisy": y_noisy}
+    )
+    assert table.index.names == ["model", "target"]
+    assert list(dict.fromkeys(table.index.get_level_values("model"))) == ["mean baseline", "noisy"]
+    pd.testing.assert_frame_equal(
+        table.loc["noisy"], metrics.per_target(y_true, y_noisy), check_names=False
+    )
+
+
+def test_compare_models_requires_the_baseline(y_true, y_noisy):
+    with pytest.raises(ValueError, match="mean baseline"):
+        metrics.compare_models(y_true, {"noisy": y_noisy})
+    table = metrics.compare_models(y_true, {"noisy": y_noisy}, require_baseline=False)
+    assert len(table) == len(TARGETS)
+
+
+@pytest.fixture
+def two_target_table() -> pd.DataFrame:
+    # energy: MSE 0.25, variance 0.25; tempo: MSE 100, variance 400.
+    y_true = np.array([[0.0, 100.0], [1.0, 140.0]])
+    y_pred = np.array([[0.5, 110.0], [0.5, 130.0]])
+    baseline = metrics.mean_baseline(y_true, 2, targets=("energy", "tempo"))
+    return metrics.compare_models(
+        y_true, {"mean baseline": baseline, "m": y_pred}, targets=("energy", "tempo")
+    )
+
+
+def test_summarize_reports_tempo_share(two_target_table):
+    summary = metrics.summarize(two_target_table)
+    assert list(summary.index) == ["mean baseline", "m"]
+    row = summary.loc["m"]
+    assert row["mean_raw_mse"] == pytest.approx((0.25 + 100.0) / 2)
+    assert row["tempo_share_of_raw_mse"] == pytest.approx(100.0 / 100.25)
+    assert row["mean_smse"] == pytest.approx((1.0 + 0.25) / 2)
+    assert row["n_targets_beating_mean"] == 1
+    assert row["n_targets"] == 2
+    assert summary.loc["mean baseline", "n_targets_beating_mean"] == 0
+    assert summary.loc["mean baseline", "mean_smse"] == 1.0
+    assert summary.loc["mean baseline", "tempo_share_of_raw_mse"] == pytest.approx(400 / 400.25)
+
+
+def test_summarize_accepts_a_single_per_target_table(y_true, y_noisy):
+    summary = metrics.summarize(metrics.per_target(y_true, y_noisy))
+    assert list(summary.index) == ["model"]
+    assert 0.9 < summary.loc["model", "tempo_share_of_raw_mse"] <= 1.0
+
+
+def test_raw_mse_caveat_names_tempo_and_its_share(two_target_table):
+    sentence = metrics.raw_mse_caveat(two_target_table.loc[["m"]])
+    assert "tempo" in sentence
+    assert "99.8 %" in sentence
+    assert "50.12" in sentence
+    assert "standardized" in sentence
+    several = metrics.raw_mse_caveat(two_target_table)
+    assert "(mean baseline)" in several and "(m)" in several
+
+
+def test_raw_mse_caveat_without_tempo(y_true, y_noisy):
+    sentence = metrics.raw_mse_caveat(
+        metrics.per_target(y_true[:, :3], y_noisy[:, :3], targets=TARGETS[:3])
+    )
+    assert "tempo contributes" not in sentence
+    assert "standardized" in sentence
+
+
+def test_to_json_dict_is_strict_json(y_true, y_noisy):
+    baseline = metrics.mean_baseline(y_true, len(y_true))
+    table = metrics.compare_models(y_true, {"mean baseline": baseline, "noisy": y_noisy})
+    nested = metrics.to_json_dict(table)
+    text = json.dumps(nested, allow_nan=False)
+    assert json.loads(text) == nested
+    assert list(nested) == ["mean baseline", "noisy"]
+    assert list(nested["noisy"]) == list(TARGETS)
+    assert nested["noisy"]["energy"]["acc1"] is None
+    assert nested["noisy"]["tempo"]["acc1"] == table.loc[("noisy", "tempo"), "acc1"]
+    assert nested["mean baseline"]["key"]["smse"] == 1.0
+    assert isinstance(nested["noisy"]["tempo"]["own_terms"], str)
+
+
+# ---------------------------------------------------------------------------------------------
+# properties
+
+_targets_matrix = hnp.arrays(
+    np.float64,
+    shape=st.tuples(st.integers(2, 40), st.integers(1, 3)),
+    elements=st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False),
+)
+
+
+@settings(deadline=None, max_examples=60)
+@given(_targets_matrix)
+def test_property_mean_predictor_has_smse_one(y):
+    assume(np.all(np.ptp(y, axis=0) > 1e-3))
+    names = tuple(f"t{i}" for i in range(y.shape[1]))
+    exact = metrics.per_target(y, metrics.mean_baseline(y, len(y), targets=names), targets=names)
+    assert exact["smse"].tolist() == [1.0] * y.shape[1]
+    numpy_mean = np.tile(y.mean(axis=0), (len(y), 1))
+    approx = metrics.per_target(y, numpy_mean, targets=names)
+    np.testing.assert_allclose(approx["smse"], 1.0, rtol=1e-9)
+
+
+_tempo = st.floats(1.0, 300.0)
+_estimate = st.floats(0.0, 1000.0)
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(_tempo, _estimate), min_size=1, max_size=30), st.floats(0.0, 0.2))
+def test_property_acc2_at_least_acc1(pairs, tol):
+    ref, est = (np.array(column) for column in zip(*pairs))
+    hits1 = metrics.tempo_hits1(ref, est, tol=tol)
+    hits2 = metrics.tempo_hits2(ref, est, tol=tol)
+    assert np.all(hits2[hits1])
+    assert metrics.tempo_acc2(ref, est, tol=tol) >= metrics.tempo_acc1(ref, est, tol=tol)
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(_tempo, st.floats(-0.99, 0.99)), min_size=1, max_size=30))
+def test_property_acc2_invariant_under_doubling_within_tolerance(pairs):
+    ref = np.array([r for r, _ in pairs])
+    est = ref * (1.0 + 0.04 * np.array([u for _, u in pairs]))
+    assume(metrics.tempo_acc1(ref, est) == 1.0)
+    assert metrics.tempo_acc2(ref, est) == 1.0
+    assert metrics.tempo_acc2(ref, 2.0 * est) == 1.0
+    assert metrics.tempo_acc2(ref, 0.5 * est) == 1.0
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(_tempo, _estimate), min_size=1, max_size=30))
+def test_property_acc2_hits_scale_with_the_tempo(pairs):
+    ref, est = (np.array(column) for column in zip(*pairs))
+    hits = metrics.tempo_hits2(ref, est)
+    assert np.array_equal(metrics.tempo_hits2(2.0 * ref, 2.0 * est), hits)

@@ -1,0 +1,255 @@
+"""Tests of audioreg.models: aggregation, the random forest search and the GRU network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GroupKFold
+
+from audioreg import models
+from audioreg.targets import TARGETS
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and lose a lot when cores are shared."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+SMALL_GRID = {
+    "n_estimators": [10, 20],
+    "max_depth": [None, 4],
+    "max_features": ["sqrt", 1.0],
+    "bootstrap": [True, False],
+}
+
+
+def make_sequences(rng, n, *, n_features=46, min_len=5, max_len=60):
+    return [
+        rng.normal(3.0, 2.0, size=(int(rng.integers(min_len, max_len)), n_features)).astype(
+            np.float32
+        )
+        for _ in range(n)
+    ]
+
+
+def make_regression(rng, n, *, scale_first=1.0):
+    """Features X and 11 targets that are smooth functions of X, first target scaled."""
+    X = rng.normal(size=(n, 6))
+    Y = np.column_stack(
+        [np.tanh(2 * X[:, k % 6]) + 0.5 * X[:, (k + 1) % 6] for k in range(len(TARGETS))]
+    )
+    Y += 0.1 * rng.normal(size=Y.shape)
+    Y[:, 0] *= scale_first
+    return X, Y
+
+
+# ------------------------------------------------------------------------------- aggregate
+
+
+def test_aggregate_matches_numpy_mean_and_std():
+    rng = np.random.default_rng(0)
+    seqs = make_sequences(rng, 5)
+    X = models.aggregate(seqs)
+    assert X.shape == (5, 2 * 46)
+    for row, seq in zip(X, seqs):
+        seq64 = seq.astype(np.float64)
+        np.testing.assert_allclose(row[:46], seq64.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(row[46:], seq64.std(axis=0), rtol=1e-10, atol=1e-12)
+
+
+def test_aggregate_streams_chunks_exactly(monkeypatch):
+    # Many tiny chunks must combine to the same moments as one pass.
+    monkeypatch.setattr(models, "_CHUNK_FRAMES", 7)
+    rng = np.random.default_rng(1)
+    seq = (1e4 + rng.normal(size=(101, 3))).astype(np.float32)  # large offset: no cancellation
+    n, mean, m2 = models._streaming_moments(seq, chunk_frames=7)
+    assert n == 101
+    np.testing.assert_allclose(mean, seq.astype(np.float64).mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(np.sqrt(m2 / n), seq.astype(np.float64).std(axis=0), rtol=1e-9)
+
+
+def test_aggregate_works_on_memmaps(tmp_path):
+    rng = np.random.default_rng(2)
+    seqs = make_sequences(rng, 3, min_len=1, max_len=20000)
+    paths = []
+    for i, seq in enumerate(seqs):
+        paths.append(tmp_path / f"{i}.npy")
+        np.save(paths[-1], seq)
+    mapped = [np.load(p, mmap_mode="r") for p in paths]
+    assert all(isinstance(m, np.memmap) for m in mapped)
+    np.testing.assert_allclose(models.aggregate(mapped), models.aggregate(seqs), rtol=1e-12)
+
+
+def test_aggregate_rejects_bad_input():
+    with pytest.raises(ValueError):
+        models.aggregate([])
+    with pytest.raises(ValueError):
+        models.aggregate([np.zeros((0, 46), np.float32)])
+    with pytest.raises(ValueError):
+        models.aggregate([np.zeros((3, 46)), np.zeros((3, 45))])
+
+
+def test_aggregate_names_order_matches_aggregate():
+    frame_names = [("mfcc", 0), ("mfcc", 1), ("chroma", 0)]
+    names = models.aggregate_names(frame_names)
+    assert names == [
+        ("mfcc", "mean", 0),
+        ("mfcc", "mean", 1),
+        ("chroma", "mean", 0),
+        ("mfcc", "std", 0),
+        ("mfcc", "std", 1),
+        ("chroma", "std", 0),
+    ]
+    seq = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 6.0]])
+    X = models.aggregate([seq])[0]
+    assert X[names.index(("chroma", "mean", 0))] == 4.0
+    assert X[names.index(("mfcc", "std", 0))] == 1.0
+
+
+# ------------------------------------------------------------------------------ RF search
+
+
+def test_rf_search_follows_sklearn_conventions():
+    rng = np.random.default_rng(3)
+    X, Y = make_regression(rng, 90)
+    search = models.fit_rf_search(
+        X, Y, n_iter=3, cv=3, param_distributions=SMALL_GRID, random_state=0, n_jobs=1
+    )
+    assert hasattr(search, "best_estimator_") and hasattr(search, "cv_results_")
+    assert set(search.best_params_) == {f"regressor__{k}" for k in SMALL_GRID}
+    for key, value in search.best_params_.items():
+        assert value in SMALL_GRID[key.removeprefix("regressor__")]
+    assert len(search.cv_results_["params"]) == 3
+    assert search.fit(X, Y) is search  # fit returns self
+    pred = search.predict(X[:7])
+    assert pred.shape == (7, len(TARGETS))
+
+
+def test_rf_search_predicts_raw_units():
+    rng = np.random.default_rng(4)
+    X, Y = make_regression(rng, 90)
+    Y[:, TARGETS.index("tempo")] = 120 + 30 * Y[:, TARGETS.index("tempo")]
+    Y[:, TARGETS.index("loudness")] = -10 + 3 * Y[:, TARGETS.index("loudness")]
+    search = models.fit_rf_search(
+        X, Y, n_iter=2, cv=3, param_distributions=SMALL_GRID, random_state=0, n_jobs=1
+    )
+    pred = search.predict(X)
+    # A forest predicts averages of training targets: inside their raw range, near their mean.
+    assert np.all(pred >= Y.min(axis=0) - 1e-9) and np.all(pred <= Y.max(axis=0) + 1e-9)
+    assert np.all(np.abs(pred.mean(axis=0) - Y.mean(axis=0)) < 0.2 * Y.std(axis=0))
+    tempo = TARGETS.index("tempo")
+    assert 50 < pred[:, tempo].min() and pred[:, tempo].max() < 210  # BPM, not z-scores
+    assert pred[:, tempo].std() > 0.5 * Y[:, tempo].std()
+
+
+def test_rf_search_scores_on_standardized_targets():
+    rng = np.random.default_rng(5)
+    X, Y = make_regression(rng, 90)
+    kwargs = {"n_iter": 4, "cv": 3, "param_distributions": SMALL_GRID, "random_state": 0}
+    plain = models.fit_rf_search(X, Y, n_jobs=1, **kwargs)
+    scaled_Y = Y.copy()
+    scaled_Y[:, 0] *= 1000.0  # one target on a scale 1000x the others (variance 1e6x)
+    scaled = models.fit_rf_search(X, scaled_Y, n_jobs=1, **kwargs)
+    # Rescaling one target leaves the scores unchanged up to split ties that floating-point
+    # rounding breaks differently (~1 %); MSE in raw units would grow ~1e6 / 11 times.
+    np.testing.assert_allclose(
+        scaled.cv_results_["mean_test_score"], plain.cv_results_["mean_test_score"], rtol=0.05
+    )
+    # The score is minus the MSE averaged over standardized targets.
+    est = scaled.best_estimator_
+    mu, sd = scaled_Y.mean(axis=0), scaled_Y.std(axis=0)
+    expected = -np.mean(((est.predict(X) - mu) / sd - (scaled_Y - mu) / sd) ** 2)
+    assert models.standardized_mse_score(est, X, scaled_Y) == pytest.approx(expected, rel=1e-9)
+    # ... which is on the order of 1, not of the large target's variance.
+    assert -1.0 < scaled.best_score_ < 0.0
+
+
+def test_rf_search_uses_group_folds(monkeypatch):
+    seen = []
+    original = GroupKFold.split
+
+    def spy(self, X, y=None, groups=None):
+        for train, test in original(self, X, y, groups):
+            seen.append((set(groups[train]), set(groups[test])))
+            yield train, test
+
+    monkeypatch.setattr(GroupKFold, "split", spy)
+    rng = np.random.default_rng(6)
+    X, Y = make_regression(rng, 60)
+    groups = np.repeat(np.arange(15), 4)  # 15 "artists", 4 songs each
+    models.fit_rf_search(
+        X, Y, n_iter=1, cv=3, param_distributions=SMALL_GRID, groups=groups, n_jobs=1
+    )
+    assert len(seen) == 3
+    for train_groups, test_groups in seen:
+        assert train_groups.isdisjoint(test_groups)
+
+
+def test_rf_search_beats_the_mean_on_held_out_data():
+    rng = np.random.default_rng(7)
+    X, Y = make_regression(rng, 300, scale_first=1000.0)
+    train, test = slice(0, 240), slice(240, None)
+    search = models.fit_rf_search(
+        X[train], Y[train], n_iter=3, cv=3, param_distributions=SMALL_GRID
+    )
+    sd = Y[train].std(axis=0)
+    mse_model = np.mean(((search.predict(X[test]) - Y[test]) / sd) ** 2, axis=0)
+    mse_mean = np.mean(((Y[train].mean(axis=0) - Y[test]) / sd) ** 2, axis=0)
+    assert np.all(mse_model < mse_mean)
+    assert mse_model.mean() < 0.6 * mse_mean.mean()
+
+
+def test_rf_default_distributions_are_valid():
+    rng = np.random.default_rng(8)
+    X, Y = make_regression(rng, 40)
+    search = models.fit_rf_search(X, Y, n_iter=1, cv=2, random_state=1)
+    for key, value in search.best_params_.items():
+        assert value in models.DEFAULT_RF_PARAM_DISTRIBUTIONS[key.removeprefix("regressor__")]
+
+
+# ------------------------------------------------------------------------------------- GRU
+
+
+def test_gru_output_shape_and_config():
+    net = models.GRURegressor(n_features=46, hidden_size=16, num_layers=3, n_outputs=11)
+    x = torch.randn(4, 30, 46)
+    y = net(x, torch.tensor([30, 12, 1, 7]))
+    assert y.shape == (4, 11)
+    assert net.config == {
+        "n_features": 46,
+        "hidden_size": 16,
+        "num_layers": 3,
+        "dropout": 0.3,
+        "n_outputs": 11,
+        "layer_norm": True,
+    }
+    assert isinstance(models.GRURegressor(layer_norm=False).norm, torch.nn.Identity)
+
+
+def test_gru_ignores_padding():
+    gen = torch.Generator().manual_seed(0)
+    net = models.GRURegressor(n_features=5, hidden_size=8, num_layers=2).eval()
+    seqs = [torch.randn(n, 5, generator=gen) for n in (9, 4, 13)]
+    alone = [net(s[None], torch.tensor([len(s)]))[0] for s in seqs]
+    batch = torch.full((3, 20, 5), 1e3)  # garbage beyond each length
+    for i, s in enumerate(seqs):
+        batch[i, : len(s)] = s
+    together = net(batch, torch.tensor([len(s) for s in seqs]))
+    for i in range(3):
+        torch.testing.assert_close(together[i], alone[i], rtol=1e-5, atol=1e-6)
+    # And the valid frames do matter.
+    changed = batch.clone()
+    changed[1, 2] += 1.0
+    assert not torch.allclose(net(changed, torch.tensor([9, 4, 13]))[1], together[1])
+
+
+def test_gru_rejects_bad_lengths():
+    net = models.GRURegressor(n_features=3, hidden_size=4)
+    with pytest.raises(ValueError):
+        net(torch.zeros(2, 5, 3), torch.tensor([5, 6]))
+    with pytest.raises(ValueError):
+        net(torch.zeros(2, 5, 3), torch.tensor([0, 5]))

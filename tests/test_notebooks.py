@@ -1,0 +1,97 @@
+"""Notebook smoke test: the whole chain via papermill on params/smoke.yaml, into a tmp dir."""
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from audioreg import runner
+from audioreg.params import UnknownParameterError
+from audioreg.targets import TARGETS
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("smoke")
+    result = runner.run(["params/smoke.yaml"], {"root": str(work)}, run_id="smoke", root=REPO)
+    return work, result
+
+
+def test_every_stage_leaves_its_artifacts(smoke_run):
+    work, result = smoke_run
+    assert [p.name for p in result.executed] == [f"{nb}.ipynb" for nb in runner.NOTEBOOKS]
+    assert (work / "data/raw/smoke/metadata.csv").is_file()
+    manifests = list((work / "data/interim").glob("ingest-*/manifest.csv"))
+    assert len(manifests) == 1
+    feature_dirs = [d for d in (work / "data/features").iterdir() if (d / "meta.json").is_file()]
+    assert len(feature_dirs) == 1 and len(list(feature_dirs[0].glob("*.npy"))) == 40
+    assert len(list((work / "data/splits").glob("split-*.csv"))) == 1
+    run = work / "runs/smoke"
+    assert (run / "rf/predictions.csv").is_file() and (run / "gru/predictions.csv").is_file()
+    assert (run / "gru/history.csv").is_file()
+    assert list(run.glob("gru/ckpt-*/best.pt")) and list(run.glob("gru/ckpt-*/last.pt"))
+    assert (run / "params.yaml").is_file()
+
+
+def test_executed_notebooks_have_the_injected_parameters(smoke_run):
+    work, result = smoke_run
+    nb = nbformat.read(str(result.run_dir / "05_gru.ipynb"), as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "hidden_size = 32" in injected[0].source and "run_id = \"smoke\"" in injected[0].source
+
+
+def test_metrics_json_has_every_model_and_target(smoke_run):
+    work, result = smoke_run
+    data = json.loads((result.report_dir / "metrics.json").read_text())
+    assert set(data["metrics"]) == {"mean baseline", "random forest", "GRU"}
+    for model in data["metrics"].values():
+        assert set(model) == set(TARGETS)
+    assert data["params"]["hidden_size"] == 32 and data["params"]["run_id"] == "smoke"
+    assert "tempo" in data["caveat"]
+
+
+def test_html_report_has_heatmap_and_curves(smoke_run):
+    work, result = smoke_run
+    page = (result.report_dir / "06_error_analysis.html").read_text(encoding="utf-8")
+    assert 'id="audioreg-mse-heatmap"' in page
+    assert 'id="audioreg-training-curves"' in page
+    assert "def " not in page and "audioreg.pipeline" not in page  # --no-input: code hidden
+    index = (result.report_dir / "index.html").read_text(encoding="utf-8")
+    for nb in runner.NOTEBOOKS:
+        assert f'href="{nb}.html"' in index and (result.report_dir / f"{nb}.html").is_file()
+
+
+def test_rerun_reuses_the_caches(smoke_run):
+    work, result = smoke_run
+    again = runner.run(["params/smoke.yaml"], {"root": str(work)}, run_id="smoke-again", root=REPO,
+                       notebooks=["02_extract"])
+    nb = nbformat.read(str(again.executed[0]), as_version=4)
+    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/markdown", ""))
+                   for c in nb.cells for o in c.get("outputs", []))
+    assert "computed now: 0" in text
+
+
+def test_papermill_from_notebooks_folder_builds_what_it_needs(smoke_run, tmp_path):
+    """`papermill notebooks/05_gru.ipynb out.ipynb -p ...` from notebooks/, reusing the smoke caches."""
+    work, _ = smoke_run
+    smoke = {k: v for k, v in __import__("yaml").safe_load((REPO / "params/smoke.yaml").read_text()).items()}
+    args = [sys.executable, "-m", "papermill", "05_gru.ipynb", str(tmp_path / "out.ipynb"), "-p", "root", str(work),
+            "-p", "dropout", "0.5", "-p", "run_id", "direct"]
+    for k, v in smoke.items():
+        args += ["-p", k, str(v)]
+    proc = subprocess.run(args, cwd=REPO / "notebooks", capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (work / "runs/direct/gru/predictions.csv").is_file()
+    params = json.loads((work / "runs/direct/gru/params.json").read_text())["params"]
+    assert params["dropout"] == 0.5
+
+
+def test_unknown_parameter_stops_the_run_before_any_notebook(tmp_path):
+    with pytest.raises(UnknownParameterError, match="dropuot"):
+        runner.run([], {"root": str(tmp_path), "dropuot": 0.5}, run_id="x", root=REPO)
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,92 @@
+import pytest
+
+from audioreg import params as P
+from audioreg import runner
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def declared():
+    return runner.declared(REPO)
+
+
+def test_every_notebook_has_one_parameters_cell():
+    import nbformat
+
+    for nb in runner.NOTEBOOKS:
+        book = nbformat.read(str(REPO / "notebooks" / f"{nb}.ipynb"), as_version=4)
+        tagged = [c for c in book.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, nb
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in book.cells if c.cell_type == "code"), nb
+
+
+def test_base_yaml_declares_exactly_the_notebook_parameters(declared):
+    base = P.load_yaml(REPO / "params" / "base.yaml")
+    known = set().union(*[set(d) for d in declared.values()])
+    assert set(base) == known
+
+
+def test_notebook_defaults_equal_base_yaml(declared):
+    base = P.load_yaml(REPO / "params" / "base.yaml")
+    for nb in runner.NOTEBOOKS:
+        defaults = P.notebook_defaults(REPO / "notebooks" / f"{nb}.ipynb")
+        for k, v in defaults.items():
+            assert v == base[k] and type(v) is type(base[k]), f"{nb}: {k} = {v!r}, base.yaml has {base[k]!r}"
+
+
+def test_every_parameter_has_a_type_and_a_comment(declared):
+    for nb, specs in declared.items():
+        for name, spec in specs.items():
+            assert spec["inferred_type_name"] != "None", f"{nb}: {name} has no type hint"
+            assert spec["help"], f"{nb}: {name} has no comment"
+
+
+@pytest.mark.parametrize("name", ["rf", "gru_exp1", "gru_exp2", "gru_exp3", "smoke"])
+def test_experiment_files_use_known_keys(declared, name):
+    known = set().union(*[set(d) for d in declared.values()])
+    P.check_known(P.load_yaml(REPO / "params" / f"{name}.yaml"), known, source=name)
+
+
+def test_gru_experiments_are_as_specified():
+    want = {"gru_exp1": (256, 0.001, 0.3), "gru_exp2": (512, 0.0005, 0.3), "gru_exp3": (256, 0.001, 0.5)}
+    for name, (hidden, lr, dropout) in want.items():
+        p = P.load_yaml(REPO / "params" / f"{name}.yaml")
+        assert (p["hidden_size"], p["lr"], p["dropout"], p["num_layers"]) == (hidden, lr, dropout, 5)
+
+
+def test_precedence_base_then_files_then_overrides(declared):
+    known = set().union(*[set(d) for d in declared.values()])
+    merged = runner.merged_params(REPO, ["params/gru_exp3.yaml"], {"dropout": "0.4", "epochs": "2"}, known=known)
+    assert merged["dropout"] == 0.4 and merged["epochs"] == 2 and merged["num_layers"] == 5
+    assert merged["hidden_size"] == 256 and merged["seed"] == 0
+
+
+def test_unknown_key_is_an_error_with_a_suggestion(declared):
+    known = set().union(*[set(d) for d in declared.values()])
+    with pytest.raises(P.UnknownParameterError, match=r"'dropuot' \(did you mean 'dropout'\?\) in -p overrides"):
+        runner.merged_params(REPO, [], {"dropuot": "0.5"}, known=known)
+
+
+def test_unknown_key_in_a_file(tmp_path, declared):
+    known = set().union(*[set(d) for d in declared.values()])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hiden_size: 64\n")
+    with pytest.raises(P.UnknownParameterError, match=r"'hiden_size' \(did you mean 'hidden_size'\?\) in .*bad\.yaml"):
+        runner.merged_params(REPO, [bad], {}, known=known)
+
+
+def test_cli_rejects_unknown_parameter_before_running(capsys):
+    from audioreg.cli import main
+
+    assert main(["run", "-p", "dropuot", "0.5"]) == 2
+    assert "unknown parameter 'dropuot'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, value", [("0.5", 0.5), ("3", 3), ("true", True), ("abc", "abc"), ("", None)])
+def test_parse_value(text, value):
+    assert P.parse_value(text) == value
+
+
+def test_pick_takes_simple_public_names():
+    ns = {"a": 1, "b": "x", "_c": 2, "mod": P, "d": [1], "e": 0.5, "f": True}
+    assert P.pick(ns) == {"a": 1, "b": "x", "e": 0.5, "f": True}
