@@ -15,6 +15,7 @@ import os
 import re
 import hashlib
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +172,8 @@ def extract_many(
             record(tid, path, target, extract_file(path, target, timeout_s=timeout_s))
             bar.update()
     else:
-        ctx = multiprocessing.get_context("spawn")
+        # fork on Linux: works from scripts without a __main__ guard and starts fast; spawn elsewhere
+        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as pool:
             futures = {pool.submit(extract_file, path, target, timeout_s=timeout_s): (tid, path, target)
                        for tid, path, target in todo}

@@ -467,6 +467,16 @@ def _normalizers_to_numpy(normalizers: Mapping[str, Any]) -> dict[str, np.ndarra
 # --------------------------------------------------------------------------------------------
 
 
+def _save_epoch(checkpoint_dir: Path, state: dict[str, Any], *, is_best: bool) -> None:
+    """Write ``last.pt``, ``best.pt`` (when ``is_best``) and ``history.csv``, each atomically."""
+    last_path = checkpoint_dir / "last.pt"
+    _atomic_write(last_path, lambda tmp: torch.save(state, tmp))
+    if is_best:
+        _atomic_write(checkpoint_dir / "best.pt", lambda tmp: shutil.copyfile(last_path, tmp))
+    history = pd.DataFrame(state["history"], columns=list(HISTORY_COLUMNS))
+    _atomic_write(checkpoint_dir / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
+
+
 @dataclass
 class TrainResult:
     """What :func:`train_gru` produced.
@@ -601,7 +611,6 @@ def train_gru(
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
-    history_path = checkpoint_dir / "history.csv"
 
     train_targets = np.asarray(train_targets, dtype=np.float64)
     val_targets = np.asarray(val_targets, dtype=np.float64)
@@ -666,6 +675,15 @@ def train_gru(
         val_set, batch_sampler=val_sampler, generator=torch.Generator(), **loader_args
     )
 
+    run_info = {  # stored in every checkpoint besides the per-epoch state
+        "format": CHECKPOINT_FORMAT,
+        "normalizers": {k: torch.as_tensor(v, dtype=torch.float64) for k, v in normalizers.items()},
+        "model_config": model_config,
+        "frame_pool": int(frame_pool),
+        "train_config": train_config,
+        "params": _plain(params or {}),
+        "torch_version": str(torch.__version__),
+    }
     with _private_global_rngs(device):
         _seed_global_rngs(random_state, device)
         model = GRURegressor(**model_config).to(device)
@@ -717,7 +735,7 @@ def train_gru(
                 }
             )
             state = {
-                "format": CHECKPOINT_FORMAT,
+                **run_info,
                 "model_state": model.state_dict(),
                 "optimizer_state": optimizer.state_dict(),
                 "epoch": epoch,
@@ -725,20 +743,8 @@ def train_gru(
                 "best_epoch": best_epoch,
                 "history": history,
                 "rng_states": _rng_states(device, sampler),
-                "normalizers": {
-                    k: torch.as_tensor(v, dtype=torch.float64) for k, v in normalizers.items()
-                },
-                "model_config": model_config,
-                "frame_pool": int(frame_pool),
-                "train_config": train_config,
-                "params": _plain(params or {}),
-                "torch_version": str(torch.__version__),
             }
-            _atomic_write(last_path, lambda tmp: torch.save(state, tmp))
-            if is_best:
-                _atomic_write(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
-            frame = pd.DataFrame(history, columns=list(HISTORY_COLUMNS))
-            _atomic_write(history_path, lambda tmp: frame.to_csv(tmp, index=False))
+            _save_epoch(checkpoint_dir, state, is_best=is_best)
             logger.info(
                 "epoch %d/%d train %.4f val %.4f%s (%.1f s)",
                 epoch,
