@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -112,6 +113,7 @@ def run(
         out = run_dir / f"{nb}.ipynb"
         mine = {k: v for k, v in params.items() if k in decl[nb]}
         log.info("running %s", nb)
+        started = time.perf_counter()
         try:
             pm.execute_notebook(str(src), str(out), parameters=mine, cwd=str(root), kernel_name=kernel_name,
                                 progress_bar=False, log_output=log_output)
@@ -121,6 +123,7 @@ def run(
             raise RunError(f"{nb} failed: {exc.ename}: {exc.evalue} (executed notebook: {out}; page: {pages[-1]})") from exc
         executed.append(out)
         pages.append(render_html(out, report_dir / f"{nb}.html"))
+        log.info("%s done in %.0f s", nb, time.perf_counter() - started)
     metrics = run_dir / "metrics.json"
     if metrics.is_file():
         shutil.copyfile(metrics, report_dir / "metrics.json")

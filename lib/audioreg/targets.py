@@ -69,3 +69,20 @@ OWN_TERMS: dict[str, str] = {
 }
 
 PITCH_CLASSES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def clip_to_valid(pred, *, targets: tuple[str, ...] = TARGETS):
+    """Clip predictions ``[n, len(targets)]`` to each target's documented range (:data:`VALID_RANGES`).
+
+    A regressor can extrapolate past a label's range (a speechiness of -0.1, a
+    loudness of +2 dB); clipping uses only the a-priori range, never the test labels.
+    """
+    import numpy as np
+
+    pred = np.array(pred, dtype=np.float64, copy=True)
+    if pred.ndim != 2 or pred.shape[1] != len(targets):
+        raise ValueError(f"expected predictions of shape (n, {len(targets)}), got {pred.shape}")
+    for j, name in enumerate(targets):
+        lo, hi = VALID_RANGES[name]
+        np.clip(pred[:, j], lo, hi, out=pred[:, j])
+    return pred
