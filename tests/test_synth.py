@@ -12,6 +12,8 @@ import pandas as pd
 import pyloudnorm
 import pytest
 import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import expit
 
 from audioreg import synth
@@ -25,7 +27,7 @@ def controls(**overrides) -> dict:
     c = synth.sample_controls(rng=np.random.default_rng(5))
     c.update(acoustic=0.5, brightness=0.6, density=0.4, level=0.7, beat=0.8, regularity=1.0, vocal=0.0,
              speech=0.0, crowd=0.0, reverb=0.05, tempo=110.0, meter=4, tonic=0, mode=1, offset_s=0.3,
-             loudness_target=-14.0, channels=1)
+             channels=1)
     c.update(overrides)
     return c
 
@@ -52,7 +54,8 @@ def test_controls_have_their_documented_ranges():
     assert (df["tempo"] == df["tempo"].round(3)).all()
     assert set(df["meter"]) <= set(synth.METERS) and df["meter"].value_counts().idxmax() == 4
     assert set(df["tonic"]) <= set(range(12)) and set(df["mode"]) == {0, 1}
-    assert df["loudness_target"].between(*synth.LOUDNESS_RANGE).all()
+    loudness = df.apply(synth.target_loudness, axis=1)
+    assert loudness.between(*synth.LOUDNESS_RANGE).all() and loudness.median() > -12
     for name, (p0, lo, _) in synth.ZERO_INFLATED.items():  # zero-inflated: exact zeros, else >= lo
         zero = df[name] == 0
         assert 0.5 * p0 < zero.mean() < min(1.0, 1.3 * p0)
@@ -88,7 +91,7 @@ def test_tracks_of_one_artist_resemble_each_other():
 def test_noise_free_labels_are_the_documented_functions_of_the_controls():
     c = controls(acoustic=0.3, brightness=0.7, density=0.5, level=0.8, beat=0.6, regularity=0.9, vocal=0.4,
                  speech=0.1, crowd=0.2, reverb=0.25, tempo=125.0, meter=4, tonic=9, mode=0,
-                 loudness_target=-9.2)
+)
     a = synth.labels_from_controls(c, rng=np.random.default_rng(1), label_noise=0.0)
     b = synth.labels_from_controls(c, rng=np.random.default_rng(2), label_noise=0.0)
     assert a == b
@@ -105,7 +108,8 @@ def test_noise_free_labels_are_the_documented_functions_of_the_controls():
     }
     for target, value in expected.items():
         assert a[target] == pytest.approx(value, abs=1e-12), target
-    assert (a["tempo"], a["key"], a["time_signature"], a["mode"], a["loudness"]) == (125.0, 9, 4, 0, -9.2)
+    assert (a["tempo"], a["key"], a["time_signature"], a["mode"]) == (125.0, 9, 4, 0)
+    assert a["loudness"] == pytest.approx(-30 + 26 * 0.8)
     assert list(a)[: len(TARGETS)] == list(TARGETS)
 
 
@@ -127,6 +131,28 @@ def test_label_noise_has_its_per_target_sd_and_scales():
         synth.labels_from_controls(draws[0], rng=np.random.default_rng(0), label_noise=-1.0)
 
 
+unit = st.floats(0.0, 1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(acoustic=unit, vocal=unit, speech=unit, crowd=unit, reverb=unit, beat=unit, density=unit, level=unit,
+       brightness=unit, regularity=unit, tempo=st.floats(*synth.TEMPO_RANGE), meter=st.sampled_from(synth.METERS),
+       mode=st.sampled_from([0, 1]), noise=st.floats(0.0, 3.0), seed=st.integers(0, 2**32 - 1))
+def test_labels_stay_in_range_and_move_with_their_controls(noise, seed, **kw):
+    c = controls(**kw)
+    lab = synth.labels_from_controls(c, rng=np.random.default_rng(seed), label_noise=noise)
+    for t in TARGETS:
+        assert VALID_RANGES[t][0] <= lab[t] <= VALID_RANGES[t][1], t
+    up = {"acoustic": "acousticness", "speech": "speechiness", "crowd": "liveness", "level": "energy",
+          "beat": "danceability"}
+    down = {"vocal": "instrumentalness"}
+    base = synth.labels_from_controls(c, rng=np.random.default_rng(0), label_noise=0.0)
+    for control, target in {**up, **down}.items():
+        more = synth.labels_from_controls({**c, control: min(1.0, c[control] + 0.1)}, rng=np.random.default_rng(0),
+                                          label_noise=0.0)
+        assert (more[target] >= base[target]) if control in up else (more[target] <= base[target]), control
+
+
 def test_labels_are_in_their_valid_ranges_and_types():
     df = synth.sample_labels(n=300, seed=4)
     for t in TARGETS:
@@ -136,6 +162,13 @@ def test_labels_are_in_their_valid_ranges_and_types():
         assert df[t].dtype == np.int64
     assert set(df["mode"]) == {0, 1}
     assert df["track_genre"].isin(synth.GENRES).all()
+
+
+def test_meters_are_dealt_in_their_proportions():
+    assert synth.deal((3, 4, 5, 7), (0.15, 0.77, 0.05, 0.03), 240).tolist() == [3] * 36 + [4] * 185 + [5] * 12 + [7] * 7
+    assert len(synth.deal("abc", (1, 1, 1), 7)) == 7
+    counts = synth.sample_labels(n=100, seed=9)["time_signature"].value_counts().to_dict()
+    assert counts == {3: 15, 4: 77, 5: 5, 7: 3}
 
 
 def test_genres_follow_their_rules():
@@ -169,7 +202,7 @@ def test_metadata_names_ids_and_artists():
 # ------------------------------------------------------------------- audio
 def test_render_shape_dtype_peak_and_loudness():
     for channels in (1, 2):
-        y = render(seconds=3.0, channels=channels, loudness_target=-12.0)
+        y = render(seconds=3.0, channels=channels, level=18 / 26)  # target -12 dB
         assert y.shape == (channels, 3 * SR) and y.dtype == np.float32
         assert np.abs(y).max() <= synth._CEILING + 1e-6
         measured = pyloudnorm.Meter(SR).integrated_loudness(y.T.astype(np.float64))
@@ -178,9 +211,10 @@ def test_render_shape_dtype_peak_and_loudness():
         render(seconds=1.0, channels=3)
 
 
-@pytest.mark.parametrize("tempo", [70.0, 100.0, 128.0, 160.0])
-def test_rendered_tempo_is_recoverable(tempo):
-    y = render(tempo=tempo, seed=2)[0]
+@pytest.mark.parametrize("tempo,beat", [(70.0, 0.8), (100.0, 0.8), (128.0, 0.8), (160.0, 0.8),
+                                        (100.0, 0.0), (143.0, 0.0)])
+def test_rendered_tempo_is_recoverable(tempo, beat):
+    y = render(tempo=tempo, beat=beat, seed=2)[0]  # beat=0: no drums, the chords carry the beat
     bpm = float(np.atleast_1d(librosa.beat.beat_track(y=y, sr=SR)[0])[0])
     assert any(abs(bpm / (tempo * f) - 1) <= 0.04 for f in (1.0, 2.0, 0.5)), (tempo, bpm)
 
@@ -188,7 +222,7 @@ def test_rendered_tempo_is_recoverable(tempo):
 @pytest.mark.parametrize("tonic,mode", [(0, 1), (9, 0), (5, 1), (11, 0)])
 def test_chroma_peaks_on_the_tonic_triad(tonic, mode):
     y = render(tonic=tonic, mode=mode, seed=4)[0]
-    chroma = librosa.feature.chroma_cqt(y=y, sr=SR).sum(axis=1)
+    chroma = librosa.feature.chroma_cqt(y=y, sr=SR, norm=None).sum(axis=1)  # energy over the track
     triad = {tonic, (tonic + (4 if mode else 3)) % 12, (tonic + 7) % 12}
     assert set(np.argsort(chroma)[-3:].tolist()) == triad
     assert int(np.argmax(chroma)) == tonic
@@ -214,7 +248,8 @@ def test_integrated_loudness_matches_pyloudnorm():
         x = rng.standard_normal((2, int(3.3 * sr))) * np.linspace(0.01, 0.5, int(3.3 * sr))
         ref = pyloudnorm.Meter(sr).integrated_loudness(x.T)
         assert synth.integrated_loudness(x, sr=sr) == pytest.approx(ref, abs=1e-3)
-        assert synth.integrated_loudness(x[0], sr=sr) == pytest.approx(pyloudnorm.Meter(sr).integrated_loudness(x[0]), abs=1e-3)
+        mono = pyloudnorm.Meter(sr).integrated_loudness(x[0])
+        assert synth.integrated_loudness(x[0], sr=sr) == pytest.approx(mono, abs=1e-3)
         assert synth.integrated_loudness(0.5 * x, sr=sr) == pytest.approx(ref - 20 * np.log10(2), abs=1e-3)
     assert synth.integrated_loudness(np.zeros((1, SR)), sr=SR) == float("-inf")
 
@@ -302,5 +337,10 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temp(tmp_path, monkeypatch
 def test_bad_arguments_raise(tmp_path):
     with pytest.raises(ValueError):
         synth.generate_sample_set(tmp_path, n=0)
-    with pytest.raises(ValueError):
-        synth.generate_sample_set(tmp_path, n=2, seconds=0.0)
+    with pytest.raises(ValueError, match="seconds"):
+        synth.generate_sample_set(tmp_path, n=2, seconds=0.5)
+    with pytest.raises(ValueError, match="label_noise"):
+        synth.generate_sample_set(tmp_path, n=2, seconds=1.0, label_noise=-0.1)
+    with pytest.raises(ValueError, match="n_jobs"):
+        synth.generate_sample_set(tmp_path, n=2, seconds=1.0, n_jobs=0)
+    assert not (tmp_path / "metadata.csv").exists()

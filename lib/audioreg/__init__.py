@@ -16,6 +16,7 @@ _SUBMODULES = (
     "extract",
     "features",
     "io",
+    "labels",
     "metrics",
     "models",
     "params",

@@ -297,7 +297,8 @@ def plot_correlation_comparison(
         for i in range(k):
             for j in range(k):
                 if np.isfinite(c[i, j]):
-                    ax.text(j, i, f"{c[i, j]:.2f}", ha="center", va="center", fontsize=7)
+                    ax.text(j, i, f"{c[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if abs(c[i, j]) > 0.6 else "black")
         ax.set_xticks(range(k), targets, rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(k), targets, fontsize=8)
         ax.set_title(title)

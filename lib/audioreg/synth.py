@@ -11,32 +11,32 @@ Every track is drawn in three independent steps, each with its own random stream
 2. :func:`labels_from_controls` turns the controls into the labels.
 3. :func:`render_track` renders the audio the controls describe.
 
-How each label is made (``sigmoid(z + label_noise * sd * eps)``, ``eps ~ N(0, 1)``;
-the full table, with the calibration against the Echo Nest labels, is in
-``docs/SAMPLE_SET.md``):
+How each label is made (``sigmoid(z + label_noise * sd * eps)``, ``eps ~ N(0, 1)``, one
+draw per target and track; the full table, with the calibration against the Echo Nest
+labels, is in ``docs/SAMPLE_SET.md``):
 
-================  ==========================================================  ========
-label             z (logit) as a function of the controls                     noise sd
-================  ==========================================================  ========
-tempo             BPM of the rendered beat grid (exact, no noise)             0
-key, mode         tonic pitch class (C=0) and mode of the rendered harmony    0
-time_signature    beats per bar, rendered with accented downbeats             0
-loudness          MEASURED integrated loudness (BS.1770, pyloudnorm) of the   0
-                  decoded file after the per-track gain and limiter
-acousticness      -3.0 + 7.5 acoustic                                         0.35
-instrumentalness   2.9 - 5.6 vocal - 3.0 speech                               0.45
-speechiness       -3.25 + 6.0 speech + 0.9 vocal                              0.35
-liveness          -2.35 + 4.6 crowd + 1.6 reverb                              0.65
-energy            -0.35 + 1.05 log2(onset_rate / 3) + 1.6 (brightness - .5)   0.45
-                  + 4.2 (level - .7)
-danceability      -2.7 + 2.3 beat + 1.3 regularity + 1.1 tempo_fit            0.45
-                  - 0.7 odd_meter
-valence           -1.8 + 0.9 mode + 1.8 brightness + 0.9 (tempo-120)/40       0.85
-                  + 1.3 beat
-================  ==========================================================  ========
+================  ===========================================================  ========
+label             z (logit) as a function of the controls                      noise sd
+================  ===========================================================  ========
+tempo             BPM of the rendered beat grid (exact, no noise)              0
+key, mode         tonic pitch class (C=0) and mode of the rendered harmony     0
+time_signature    beats per bar, rendered with accented downbeats              0
+loudness          MEASURED integrated loudness (ITU-R BS.1770, as pyloudnorm)  0
+                  of the decoded file after the per-track gain and limiter
+acousticness      -4.1 + 10 acoustic                                           0.35
+instrumentalness  2.3 - 8 vocal - 1.5 speech                                   0.5
+speechiness       -3.05 + 5.5 speech + 0.8 vocal                               0.3
+liveness          -2.1 + 4 crowd + 0.4 reverb                                  0.6
+energy            -0.3 + 0.5 log2(onset_rate / 3) + 1.5 (brightness - 0.5)     0.45
+                  + 5.5 (level - 0.7)
+danceability      -2.15 + 2 beat + 1.1 regularity + 1 tempo_fit - 0.7 odd      0.45
+valence           -2.7 + 1.6 mode + 0.6 brightness + 0.3 (tempo - 120) / 40    0.85
+                  + 2.4 beat
+================  ===========================================================  ========
 
-``onset_rate = tempo/60 * (0.5 + 3.5 density)`` melody notes per second,
-``tempo_fit = exp(-((tempo - 115) / 22)**2 / 2)``, ``odd_meter = meter in (5, 7)``.
+``onset_rate = tempo / 60 * (0.5 + 3.5 density)`` melody notes per second,
+``tempo_fit = exp(-((tempo - 115) / 22)**2 / 2)`` (1 for 100-130 BPM), ``odd = meter in (5, 7)``.
+Noise sd is on the logit scale (:data:`NOISE_SD`, times ``label_noise``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ CONTROL_NAMES: tuple[str, ...] = (
     "vocal",  # sung voice level (0: instrumental)
     "speech",  # share of the track with spoken segments (0: none)
     "crowd",  # crowd noise / applause level (0: studio)
-    "reverb",  # room reverb: wet share and RT60 = 0.25 + 2 * reverb s
+    "reverb",  # room reverb: wet level 0.45 * reverb, RT60 = 0.25 + 2 * reverb s
     "tempo",  # BPM, 50..210
     "mode",  # latent for the mode: major when above the (1 - P_MAJOR) quantile
 )
@@ -171,6 +171,9 @@ LABEL_COEF: dict[str, dict[str, float]] = {
     "valence": {"const": -2.7, "mode": 1.6, "brightness": 0.6, "tempo_c": 0.3, "beat": 2.4},
 }
 
+#: Shortest track generate_sample_set makes (s).
+MIN_SECONDS = 1.0
+
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SET_STREAM = 1_000_003  # rng stream for set-level draws (artists, names, file layout)
 
@@ -224,9 +227,11 @@ def sample_controls(*, rng: np.random.Generator, artist_style: np.ndarray | None
     Returns
     -------
     controls : dict
-        ``tempo`` (BPM, 3 decimals, 50..210), ``meter`` (3, 4, 5 or 7), ``tonic``
+        ``tempo`` (BPM, 3 decimals, 50..210), ``meter`` (3, 4, 5 or 7, drawn with
+        :data:`METER_WEIGHTS`; :func:`generate_sample_set` deals meters to the whole set
+        in those proportions instead), ``tonic``
         (0..11, C=0), ``mode`` (1 major, 0 minor), ``offset_s`` (time of the first
-        downbeat), ``loudness_target`` (dB), and the unit-interval controls
+        downbeat), and the unit-interval controls
         ``acoustic brightness density level beat regularity vocal speech crowd reverb``
         (see :data:`CONTROL_NAMES`).
     """
@@ -258,9 +263,13 @@ def sample_controls(*, rng: np.random.Generator, artist_style: np.ndarray | None
     c["tonic"] = int(rng.choice(12, p=np.asarray(KEY_WEIGHTS) / sum(KEY_WEIGHTS)))
     c["meter"] = int(rng.choice(METERS, p=np.asarray(METER_WEIGHTS) / sum(METER_WEIGHTS)))
     c["offset_s"] = round(float(rng.uniform(0.1, 0.6)), 4)
-    lo_l, hi_l = LOUDNESS_RANGE
-    c["loudness_target"] = lo_l + (hi_l - lo_l) * c["level"]
     return c
+
+
+def target_loudness(controls: dict) -> float:
+    """The loudness (dB LUFS) a track is mastered to: ``-30 + 26 * level``."""
+    lo, hi = LOUDNESS_RANGE
+    return lo + (hi - lo) * float(controls["level"])
 
 
 def genre_of(controls: dict) -> str:
@@ -338,7 +347,7 @@ def labels_from_controls(controls: dict, *, rng: np.random.Generator, label_nois
     -------
     labels : dict
         Keys: :data:`~audioreg.targets.TARGETS` then ``mode``. ``loudness`` here is the
-        *target* loudness; :func:`generate_sample_set` replaces it with the measured
+        *target* loudness (:func:`target_loudness`); :func:`generate_sample_set` replaces it with the measured
         loudness of the written file.
     """
     if not label_noise >= 0:
@@ -351,7 +360,7 @@ def labels_from_controls(controls: dict, *, rng: np.random.Generator, label_nois
     }
     exact = {
         "tempo": float(controls["tempo"]),
-        "loudness": float(controls["loudness_target"]),
+        "loudness": target_loudness(controls),
         "time_signature": int(controls["meter"]),
         "key": int(controls["tonic"]),
     }
@@ -363,12 +372,12 @@ def labels_from_controls(controls: dict, *, rng: np.random.Generator, label_nois
 # ----------------------------------------------------------------- rendering
 _TABLE_SIZE = 4096
 _SCALES = {1: (0, 2, 4, 5, 7, 9, 11), 0: (0, 2, 3, 5, 7, 8, 10)}
-#: Chord progressions, 4 bars of (root offset from the tonic, third in semitones): I, IV
-#: and V (i, iv, v in minor), the tonic chord in 2 bars of 4 (its third doubled), so the
-#: tonic triad dominates the chroma. Kick and snare are tuned to the tonic.
+#: Chord progressions, 4 bars of (root offset from the tonic, third in semitones): the
+#: tonic chord (third and fifth doubled) in 3 bars of 4, with IV or V (iv, v in minor), so the tonic
+#: triad dominates the chroma. The bass holds the tonic on downbeats; drums are unpitched.
 _PROGRESSIONS = {
-    1: (((0, 4), (5, 4), (0, 4), (7, 4)), ((0, 4), (7, 4), (0, 4), (5, 4)), ((0, 4), (5, 4), (7, 4), (0, 4))),
-    0: (((0, 3), (5, 3), (0, 3), (7, 3)), ((0, 3), (7, 3), (0, 3), (5, 3)), ((0, 3), (5, 3), (7, 3), (0, 3))),
+    1: (((0, 4), (0, 4), (5, 4), (0, 4)), ((0, 4), (0, 4), (7, 4), (0, 4)), ((0, 4), (5, 4), (0, 4), (0, 4))),
+    0: (((0, 3), (0, 3), (5, 3), (0, 3)), ((0, 3), (0, 3), (7, 3), (0, 3)), ((0, 3), (5, 3), (0, 3), (0, 3))),
 }
 #: Beats (0-based, within the bar) that get the kick+bass, and the snare, per meter.
 KICK_BEATS = {3: (0,), 4: (0, 2), 5: (0, 3), 7: (0, 2, 4)}
@@ -450,45 +459,66 @@ def _place(bus: np.ndarray, sig: np.ndarray, t: float, sr: int, gain: float = 1.
     bus[i : i + m] += gain * sig[:m]
 
 
-def _sos(kind: str, freq, sr: int, order: int = 2, dtype=np.float64) -> np.ndarray:
-    """Butterworth second-order sections; cutoffs are capped at 0.9 * Nyquist."""
+@functools.lru_cache(maxsize=256)
+def _butter(kind: str, freq, sr: int, order: int) -> tuple[tuple[float, ...], ...]:
     nyq = 0.5 * sr
-    if np.ndim(freq):
-        freq = [min(f, 0.9 * nyq) for f in freq]
-    else:
-        freq = min(freq, 0.9 * nyq)
-    return scipy.signal.butter(order, freq, btype=kind, fs=sr, output="sos").astype(dtype)
+    freq = tuple(min(f, 0.9 * nyq) for f in freq) if isinstance(freq, tuple) else min(freq, 0.9 * nyq)
+    return tuple(map(tuple, scipy.signal.butter(order, freq, btype=kind, fs=sr, output="sos")))
 
 
-def _drum_kit(*, sr: int, acoustic: float, brightness: float, tonic: int, rng: np.random.Generator) -> dict:
-    """Kick, snare, hat and accent-cymbal templates (an acoustic/electronic blend).
+def _sos(kind: str, freq, sr: int, order: int = 2, dtype=np.float64) -> np.ndarray:
+    """Butterworth second-order sections (designs cached); cutoffs capped at 0.9 * Nyquist."""
+    freq = tuple(float(f) for f in freq) if np.ndim(freq) else float(freq)
+    return np.array(_butter(kind, freq, int(sr), int(order)), dtype=dtype)
 
-    The kick glides down to the tonic (41-78 Hz) and the snare's body rings on the tonic
-    (131-247 Hz), so drums do not pull the chroma away from the key.
+
+#: Noise draws per drum; each hit picks one (more for the drums with low-frequency energy).
+DRUM_VARIANTS: dict[str, int] = {"kick": 8, "snare": 8, "hat": 4, "cymbal": 2}
+
+
+def _drum(name: str, *, sr: int, acoustic: float, brightness: float, rng: np.random.Generator) -> np.ndarray:
+    """One kick, snare, hat or accent-cymbal template (an acoustic/electronic blend).
+
+    All are unpitched (filtered noise), so drums add a flat floor to the chroma instead of
+    pulling it toward some pitch class.
     """
     def t_(sec):
         return np.arange(int(sec * sr)) / sr
 
-    t = t_(0.6)
-    f_kick = _midi_hz(28 + (tonic - 4) % 12)
-    f = f_kick + 2.0 * f_kick * np.exp(-t / 0.03)
-    ph = 2 * np.pi * np.cumsum(f) / sr
-    tau = acoustic * 0.12 + (1 - acoustic) * 0.35
-    kick = np.sin(ph) * np.exp(-t / tau) * np.minimum(1.0, t / 0.001)
-    kick[: int(0.004 * sr)] += 0.3 * rng.standard_normal(int(0.004 * sr))
-    t = t_(0.35)
-    noise = scipy.signal.sosfilt(_sos("bandpass", (900.0, 7000.0), sr), rng.standard_normal(len(t)))
-    snare_ac = noise * np.exp(-t / 0.12) + 0.8 * np.sin(2 * np.pi * _midi_hz(48 + tonic) * t) * np.exp(-t / 0.05)
-    clap_env = sum(np.exp(-np.clip(t - d, 0, None) / 0.012) * (t >= d) for d in (0.0, 0.011, 0.023))
-    clap = noise * (clap_env + 0.6 * np.exp(-t / 0.18))
-    snare = acoustic * snare_ac / np.max(np.abs(snare_ac)) + (1 - acoustic) * clap / np.max(np.abs(clap))
-    t = t_(0.15)
-    hat = scipy.signal.sosfilt(_sos("highpass", 6000.0 + 3000.0 * brightness, sr), rng.standard_normal(len(t)))
-    hat *= np.exp(-t / (0.02 + 0.03 * acoustic))
-    t = t_(0.9)
-    cym = scipy.signal.sosfilt(_sos("highpass", 4000.0, sr), rng.standard_normal(len(t))) * np.exp(-t / 0.35)
-    kit = {"kick": kick, "snare": snare, "hat": hat, "cymbal": cym}
-    return {k: _fade(v / (np.max(np.abs(v)) + 1e-12), sr) for k, v in kit.items()}
+    def noise(kind, freq, m, order=2):
+        return scipy.signal.sosfilt(_sos(kind, freq, sr, order=order), rng.standard_normal(m))
+
+    if name == "kick":
+        t = t_(0.8)
+        tau = acoustic * 0.12 + (1 - acoustic) * 0.3
+        x = noise("lowpass", 110.0, len(t), order=4) * np.exp(-t / tau) * np.minimum(1.0, t / 0.002)
+        x /= np.max(np.abs(x))
+        m = int(0.006 * sr)
+        x[:m] += 0.25 * noise("bandpass", (1500.0, 5000.0), m) / 3.0 * np.exp(-np.arange(m) / (0.0015 * sr))
+    elif name == "snare":
+        t = t_(0.35)
+        wires = noise("bandpass", (900.0, 7000.0), len(t))
+        body = noise("bandpass", (150.0, 400.0), len(t))
+        snare = wires * np.exp(-t / 0.12) + 1.5 * body * np.exp(-t / 0.05)
+        clap_env = sum(np.exp(-np.clip(t - d, 0, None) / 0.012) * (t >= d) for d in (0.0, 0.011, 0.023))
+        clap = wires * (clap_env + 0.6 * np.exp(-t / 0.18))
+        x = acoustic * snare / np.max(np.abs(snare)) + (1 - acoustic) * clap / np.max(np.abs(clap))
+    elif name == "hat":
+        t = t_(0.15)
+        x = noise("highpass", 6000.0 + 3000.0 * brightness, len(t)) * np.exp(-t / (0.02 + 0.03 * acoustic))
+    elif name == "cymbal":
+        t = t_(0.9)
+        x = noise("highpass", 4000.0, len(t)) * np.exp(-t / 0.35)
+    else:
+        raise ValueError(f"unknown drum {name!r}")
+    return _fade(x / (np.max(np.abs(x)) + 1e-12), sr)
+
+
+def _drum_bank(*, sr: int, acoustic: float, brightness: float, rng: np.random.Generator) -> dict:
+    """:data:`DRUM_VARIANTS` noise draws of each drum, so repeated hits do not add up one
+    fixed random spectrum (which would bias the chroma)."""
+    return {name: [_drum(name, sr=sr, acoustic=acoustic, brightness=brightness, rng=rng) for _ in range(k)]
+            for name, k in DRUM_VARIANTS.items()}
 
 
 def _formant_filter(x: np.ndarray, formants, sr: int) -> np.ndarray:
@@ -675,7 +705,11 @@ def _jit(score: _Score, t: float, rng: np.random.Generator) -> float:
 
 
 def _render_harmony(score: _Score, get_tone, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Chords struck on every beat, bass on the kick beats; downbeats accented."""
+    """Chords struck on every beat, bass on the kick beats; downbeats accented.
+
+    The bass plays the tonic on every downbeat (a pedal) and the chord's root on the
+    other kick beats.
+    """
     sr, beat_s = score.sr, score.beat_s
     chords = np.zeros(score.n, dtype=np.float32)
     bass = np.zeros(score.n, dtype=np.float32)
@@ -685,14 +719,17 @@ def _render_harmony(score: _Score, get_tone, rng) -> tuple[np.ndarray, np.ndarra
         root, third, _ = score.chord(bar)
         if root not in templates:
             base = 48 + root
-            voicing = (base, base + third, base + 7) + ((base + third + 12,) if root == score.tonic else ())
-            templates[root] = sum(get_tone(m, beat_s) for m in voicing)
+            voicing = [(base, 1.0), (base + third, 1.0), (base + 7, 1.0)]
+            if root == score.tonic:  # third doubled above, fifth doubled (softer) below
+                voicing += [(base + third + 12, 1.0), (base - 5, 0.5)]
+            templates[root] = sum(g * get_tone(m, beat_s) for m, g in voicing)
         gain = DOWNBEAT_GAIN if p == 0 else OTHER_BEAT_GAIN
         _place(chords, templates[root], _jit(score, t, rng), sr, gain)
         if p in kicks:
             nxt = [k for k in kicks if k > p]
             span = ((nxt[0] if nxt else score.meter) - p) * beat_s
-            note = _fade(get_tone(36 + root, 3 * beat_s)[: max(1, int(span * sr))].copy(), sr, 0.01)
+            bass_pc = score.tonic if p == 0 else root
+            note = _fade(get_tone(36 + bass_pc, 3 * beat_s)[: max(1, int(span * sr))].copy(), sr, 0.01)
             _place(bass, note, _jit(score, t, rng), sr, gain)
     return chords, bass
 
@@ -727,20 +764,23 @@ def _render_drums(score: _Score, c: dict, rng) -> np.ndarray:
     """Kick (accented on the downbeat, with a cymbal), snare and hats per :data:`KICK_BEATS`."""
     sr, beat_s = score.sr, score.beat_s
     drums = np.zeros(score.n, dtype=np.float32)
-    kit = _drum_kit(sr=sr, acoustic=float(c["acoustic"]), brightness=float(c["brightness"]), tonic=score.tonic,
-                    rng=rng)
+    bank = _drum_bank(sr=sr, acoustic=float(c["acoustic"]), brightness=float(c["brightness"]), rng=rng)
     kicks, snares = KICK_BEATS[score.meter], SNARE_BEATS[score.meter]
     subdiv = 4 if c["density"] > 0.6 else 2
+
+    def hit(name, t, gain):
+        _place(drums, bank[name][int(rng.integers(len(bank[name])))], _jit(score, t, rng), sr, gain)
+
     for t, p in zip(score.times, score.pos):
         if p == 0:
-            _place(drums, kit["kick"], _jit(score, t, rng), sr, 1.0)
-            _place(drums, kit["cymbal"], _jit(score, t, rng), sr, 0.45)
+            hit("kick", t, 1.0)
+            hit("cymbal", t, 0.45)
         elif p in kicks:
-            _place(drums, kit["kick"], _jit(score, t, rng), sr, 0.6)
+            hit("kick", t, 0.6)
         if p in snares:
-            _place(drums, kit["snare"], _jit(score, t, rng), sr, 0.6)
+            hit("snare", t, 0.6)
         for s in range(subdiv):
-            _place(drums, kit["hat"], _jit(score, t + s * beat_s / subdiv, rng), sr, 0.22 if s == 0 else 0.14)
+            hit("hat", t + s * beat_s / subdiv, 0.22 if s == 0 else 0.14)
     return drums
 
 
@@ -832,16 +872,22 @@ def _render_crowd(score: _Score, channels: int, rng) -> np.ndarray:
 
 
 def _reverb(mix: np.ndarray, amount: float, *, sr: int, rng) -> np.ndarray:
-    """Room: exponentially decaying noise IR, RT60 = 0.25 + 2 amount s, one IR per channel."""
+    """Room: exponentially decaying noise IR, RT60 = 0.25 + 2 amount s, one IR per channel.
+
+    The wet path is band-passed (200 Hz - 6 kHz) and mixed at ``0.45 amount`` against a dry
+    ``1 - 0.25 amount`` (at most -4 dB below the dry signal): a diffuse IR has a random
+    frequency response, and a louder wet path would colour individual notes (and the chroma).
+    """
     rt60 = 0.25 + 2.0 * amount
     m = int(min(rt60, 2.5) * sr)
     tt = np.arange(m) / sr
     wet = np.empty_like(mix)
+    band = _sos("bandpass", (200.0, 6000.0), sr)
     for ch in range(mix.shape[0]):
-        ir = scipy.signal.sosfilt(_sos("lowpass", 6000.0, sr), rng.standard_normal(m) * np.exp(-6.91 * tt / rt60))
+        ir = scipy.signal.sosfilt(band, rng.standard_normal(m) * np.exp(-6.91 * tt / rt60))
         ir /= np.sqrt(np.sum(ir**2))
         wet[ch] = scipy.signal.fftconvolve(mix[ch], ir.astype(np.float32))[: mix.shape[1]]
-    return (1.0 - 0.5 * amount) * mix + (0.9 * amount) * wet
+    return (1.0 - 0.25 * amount) * mix + (0.45 * amount) * wet
 
 
 def render_track(controls: dict, *, sr: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -856,7 +902,7 @@ def render_track(controls: dict, *, sr: int, seconds: float, rng: np.random.Gene
     crowd noise and applause (``crowd``) and room reverb (``reverb``). Every onset is
     jittered by ``3.5 % * (1 - regularity)`` of a beat; ``brightness`` sets harmonic
     roll-off and a mix low-pass; ``acoustic`` blends struck/plucked with synthetic
-    timbres. The mix is gained (with a soft limiter) to ``controls["loudness_target"]``.
+    timbres. The mix is gained (with a soft limiter) to :func:`target_loudness`.
 
     Parameters
     ----------
@@ -911,7 +957,7 @@ def render_track(controls: dict, *, sr: int, seconds: float, rng: np.random.Gene
         for ch, pg in enumerate(_pan_gains(p, channels)):
             mix[ch] += np.float32(g * pg) * x
     del parts, chords, bass, melody, x
-    fc = 1200.0 * 2.0 ** (3.7 * brightness)
+    fc = 2500.0 * 2.0 ** (2.7 * brightness)
     if fc < 0.45 * sr:
         mix = scipy.signal.sosfilt(_sos("lowpass", fc, sr, dtype=np.float32), mix, axis=-1)
     speech = None
@@ -928,7 +974,7 @@ def render_track(controls: dict, *, sr: int, seconds: float, rng: np.random.Gene
         mix += crowd * np.float32(music_rms * 0.9 * float(c["crowd"]) / (_rms(crowd) + 1e-12))
         del crowd
     del speech
-    y = master(mix, sr=sr, target_db=float(c["loudness_target"]))
+    y = master(mix, sr=sr, target_db=target_loudness(c))
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
@@ -938,13 +984,13 @@ _SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "tor", "sel", "dan", "bri", "mor", 
 _ACCENTS = {"a": ("á", "å"), "e": ("é", "è"), "o": ("ö",), "u": ("ü",), "n": ("ñ",), "c": ("ç",)}
 _KANA_VOICED = ("ガ", "ギ", "グ", "ゴ", "ザ", "ジ", "ズ", "ダ", "デ", "ド", "バ", "ビ", "ブ", "ボ")
 _KANA = ("カ", "サ", "タ", "ナ", "マ", "ラ", "ミ", "ソ", "ヒ", "ル", "コ", "ネ", "ア", "リ")
-_WORDS = ("Night", "River", "Glass", "Signal", "Echo", "Paper", "Lantern", "Orbit", "Velvet", "Harbor", "Static",
-          "Meadow", "Copper", "Drift", "Ember", "Hollow", "Neon", "Satellite", "Window", "Winter", "Summer",
-          "Tide", "Feather", "Circuit", "Garden", "Mirror", "Distance", "Thunder", "Silver", "Cloud", "Motel",
-          "Highway", "Lullaby", "Parade", "Fever", "Quiet", "Golden", "Broken", "Little", "Electric")
+_WORDS = ("Night", "River", "Glass", "Signal", "Echo", "Paper", "Lantern", "Orbit", "Velvet", "Harbor",
+          "Static", "Meadow", "Copper", "Drift", "Ember", "Hollow", "Neon", "Satellite", "Window", "Winter",
+          "Summer", "Tide", "Feather", "Circuit", "Garden", "Mirror", "Distance", "Thunder", "Silver", "Cloud",
+          "Motel", "Highway", "Lullaby", "Parade", "Fever", "Quiet", "Golden", "Broken", "Little", "Electric")
 #: Words with letters that decompose under NFD (é, ü, ñ, å, ç, ï ...).
-_WORDS_ACCENTED = ("Café", "Réveil", "Über", "Mañana", "Déjà Vu", "Naïve", "Fiancée", "Brücke", "Élan", "Año",
-                   "Façade", "Årstid", "Söndag", "Crème")
+_WORDS_ACCENTED = ("Café", "Réveil", "Über", "Mañana", "Déjà Vu", "Naïve", "Fiancée", "Brücke", "Élan",
+                   "Año", "Façade", "Årstid", "Söndag", "Crème")
 _WORDS_OTHER = ("Søndag", "Ørken", "Straße", "Łódź")  # non-ASCII letters that NFD keeps as they are
 _WORDS_JA = ("夜の星", "雨音", "さくら", "ガラスの海", "ドライブ", "ブルー", "月と猫", "ビルの影")
 
@@ -1000,10 +1046,37 @@ def _track_id(rng: np.random.Generator) -> str:
 
 
 # -------------------------------------------------------------------- the set
+def deal(values, weights, n: int) -> np.ndarray:
+    """``n`` values in the proportions ``weights`` (largest-remainder rounding), in order.
+
+    Parameters
+    ----------
+    values : sequence
+    weights : sequence of float >= 0
+    n : int
+
+    Returns
+    -------
+    dealt : np.ndarray [shape=(n,)]
+        ``values[k]`` repeated ``round(n * w_k / sum(w))`` times (remainders to the
+        largest fractions, ties to the first); shuffle it to assign.
+    """
+    w = np.asarray(weights, dtype=float)
+    exact = n * w / w.sum()
+    counts = np.floor(exact).astype(int)
+    for k in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
+        counts[k] += 1
+    return np.repeat(np.asarray(list(values)), counts)
+
+
 def _plan(*, n: int, seed: int, label_noise: float, seconds: float) -> list[dict]:
     """Everything about the set except the audio: metadata rows, controls, file layout.
 
-    Streams: ``[seed, _SET_STREAM]`` for artists and the file layout; per track ``i``:
+    Meters (:func:`deal` of :data:`METER_WEIGHTS`), formats, sample rates and channel
+    counts are dealt to the set in fixed proportions and shuffled, so even small sets
+    hold the rare meters and every file kind.
+
+    Streams: ``[seed, _SET_STREAM]`` for artists, meters and the file layout; per track ``i``:
     ``[seed, i, 0]`` controls, ``[seed, i, 1]`` label noise, ``[seed, i, 2]`` rendering,
     ``[seed, i, 3]`` names, ``[seed, i, 4]`` the track id.
     """
@@ -1021,17 +1094,21 @@ def _plan(*, n: int, seed: int, label_noise: float, seconds: float) -> list[dict
         while name in names:
             name = _artist_name(kind, rng)
         names.append(name)
-    albums = [[f"{_cap(_WORDS[int(k)])} {_word(rng, 2)}" for k in rng.integers(len(_WORDS), size=int(rng.integers(1, 4)))]
-              for _ in range(n_artists)]
+    albums = []
+    for _ in range(n_artists):
+        words = rng.integers(len(_WORDS), size=int(rng.integers(1, 4)))
+        albums.append([f"{_cap(_WORDS[int(k)])} {_word(rng, 2)}" for k in words])
     fmts = rng.permutation(np.resize(np.array(FORMAT_CYCLE), n))
     rates = rng.permutation(np.resize(np.array(SAMPLE_RATES), n))
     chans = rng.permutation(np.resize(np.array([1, 2]), n))
+    meters = rng.permutation(deal(METERS, METER_WEIGHTS, n))
 
     rows, seen_ids, seen_per_artist = [], set(), [0] * n_artists
     for i in range(n):
         a = int(artist_of[i])
         controls = sample_controls(rng=np.random.default_rng([seed, i, 0]), artist_style=styles[a])
         controls["channels"] = int(chans[i])
+        controls["meter"] = int(meters[i])
         labels = labels_from_controls(controls, rng=np.random.default_rng([seed, i, 1]), label_noise=label_noise)
         name_rng = np.random.default_rng([seed, i, 3])
         title, title_nfd = _track_name(i, name_rng)
@@ -1154,11 +1231,13 @@ def generate_sample_set(
 ) -> pd.DataFrame:
     """Render the synthetic sample set with its known labels.
 
-    Writes ``out_dir/audio/<track_id>.<wav|flac|ogg>`` (formats, sample rates in
-    :data:`SAMPLE_RATES` and mono/stereo balanced over the set, then shuffled),
-    ``out_dir/synth.json`` (``synth_version``, ``n``, ``seconds``, ``seed``,
-    ``label_noise``) and last ``out_dir/metadata.csv``, each atomically. The same
-    arguments give the same labels and decoded audio, whatever ``n_jobs``.
+    Writes ``out_dir/audio/<track_id>.<wav|flac|ogg>`` (formats dealt in
+    :data:`FORMAT_CYCLE` proportions, sample rates :data:`SAMPLE_RATES` and mono/stereo
+    in equal shares, each list shuffled), ``out_dir/synth.json`` (``synth_version``,
+    ``n``, ``seconds``, ``seed``, ``label_noise``: what determines the content) and
+    last ``out_dir/metadata.csv``, each atomically (temp name, then rename). The same
+    arguments give the same labels and the same decoded audio samples, whatever
+    ``n_jobs`` (Ogg files differ in their random stream serial number only).
 
     Parameters
     ----------
@@ -1166,7 +1245,7 @@ def generate_sample_set(
         Created if missing; files of the same names are replaced.
     n : int
         Number of tracks (about ``n / 4`` artists).
-    seconds : float
+    seconds : float >= MIN_SECONDS
         Duration of every track.
     seed : int
         Seed of every random stream.
@@ -1176,22 +1255,28 @@ def generate_sample_set(
     progress : bool
         Show a tqdm progress bar.
     n_jobs : int, optional
-        Worker processes; default: all cores for sets of 16 tracks or more, else 1.
+        Worker processes (each needs about 300 MB for 30 s at 48 kHz); default: the
+        available cores, at most 8, for sets of 16 tracks or more, else 1.
 
     Returns
     -------
     metadata : pandas.DataFrame [shape=(n, len(METADATA_COLUMNS) + 1)]
         ``METADATA_COLUMNS`` then ``path`` (relative to ``out_dir``), as written.
     """
-    if not seconds > 0:
-        raise ValueError(f"seconds must be > 0, got {seconds}")
+    if not seconds >= MIN_SECONDS:
+        raise ValueError(f"seconds must be >= {MIN_SECONDS} (the first downbeat may come at 0.6 s and "
+                         f"loudness is measured on 0.4 s blocks), got {seconds}")
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     rows = _plan(n=n, seed=seed, label_noise=label_noise, seconds=seconds)
     jobs = [(r["_controls"], r["_sr"], float(seconds), int(seed), r["_index"], str(out / r["path"]), r["_ext"])
             for r in rows]
     if n_jobs is None:
-        n_jobs = (os.cpu_count() or 1) if n >= 16 else 1
+        from joblib import cpu_count
+
+        n_jobs = min(8, cpu_count()) if n >= 16 else 1
+    if int(n_jobs) < 1:
+        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
     from tqdm.auto import tqdm
 
     bar = dict(total=n, desc="synth", unit="track", disable=not progress)
