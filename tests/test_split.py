@@ -40,6 +40,14 @@ def test_duplicate_track_ids_stay_together_without_artists():
     assert g[0] == g[2] and len(set(g)) == 3
 
 
+def test_artist_spellings_in_nfd_and_nfc_are_one_artist():
+    import unicodedata
+
+    df = pd.DataFrame({"track_id": ["a", "b"], "artists": [unicodedata.normalize("NFD", "Sigur Rós"), "Sigur Rós"]})
+    g = leakage_groups(df)
+    assert g[0] == g[1]
+
+
 def test_check_no_leakage_names_the_culprit():
     df = pd.DataFrame({"track_id": ["a", "b"], "artists": ["Björk", "björk"], "split": ["train", "test"]})
     with pytest.raises(ValueError, match="artist 'björk' is in both train and test"):

@@ -8,6 +8,8 @@ approach the requested fractions of files.
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import pandas as pd
 
@@ -17,6 +19,7 @@ SPLITS = ("train", "val", "test")
 def _artists(value) -> list[str]:
     if not isinstance(value, str):
         return []
+    value = unicodedata.normalize("NFC", value)
     return [a.strip().casefold() for a in value.split(";") if a.strip()]
 
 
