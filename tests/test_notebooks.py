@@ -95,3 +95,13 @@ def test_unknown_parameter_stops_the_run_before_any_notebook(tmp_path):
     with pytest.raises(UnknownParameterError, match="dropuot"):
         runner.run([], {"root": str(tmp_path), "dropuot": 0.5}, run_id="x", root=REPO)
     assert not (tmp_path / "runs").exists()
+
+
+def test_analysis_notebook_runs_headless(tmp_path):
+    import papermill as pm
+
+    out = tmp_path / "analysis.ipynb"
+    pm.execute_notebook(str(REPO / "analysis/sample_set_vs_echonest.ipynb"), str(out), parameters={"n_labels": 400},
+                        cwd=str(REPO / "analysis"), progress_bar=False)
+    nb = nbformat.read(str(out), as_version=4)
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
