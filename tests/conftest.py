@@ -48,6 +48,37 @@ def triad(root_midi: int = 60, seconds: float = 2.0, sr: int = SR, minor: bool =
     return sum(tone(f, seconds, sr, amp=0.2) for f in freqs).astype(np.float32)
 
 
+def random_labels(n: int, *, seed: int) -> np.ndarray:
+    """Valid labels for all 11 targets, in TARGETS order: [n, 11]."""
+    from audioreg.targets import TARGETS
+
+    rng = np.random.default_rng(seed)
+    columns = []
+    for target in TARGETS:
+        if target == "tempo":
+            columns.append(rng.uniform(60.0, 180.0, n))
+        elif target == "loudness":
+            columns.append(rng.uniform(-30.0, -3.0, n))
+        elif target == "time_signature":
+            columns.append(rng.integers(3, 8, n).astype(float))
+        elif target == "key":
+            columns.append(rng.integers(0, 12, n).astype(float))
+        else:
+            columns.append(rng.uniform(0.0, 1.0, n))
+    return np.column_stack(columns)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and lose a lot when cores are shared."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def signals():
     """Named closed-form test signals at 22,050 Hz."""

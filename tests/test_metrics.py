@@ -15,6 +15,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from audioreg import metrics
 from audioreg.targets import TARGETS
+from conftest import random_labels
 
 TEMPO = TARGETS.index("tempo")
 KEY = TARGETS.index("key")
@@ -22,21 +23,7 @@ METER = TARGETS.index("time_signature")
 
 
 def _labels(n: int, *, seed: int) -> np.ndarray:
-    """Valid labels for all 11 targets, in TARGETS order: [n, 11]."""
-    rng = np.random.default_rng(seed)
-    columns = []
-    for target in TARGETS:
-        if target == "tempo":
-            columns.append(rng.uniform(60.0, 180.0, n))
-        elif target == "loudness":
-            columns.append(rng.uniform(-30.0, -3.0, n))
-        elif target == "time_signature":
-            columns.append(rng.integers(3, 8, n).astype(float))
-        elif target == "key":
-            columns.append(rng.integers(0, 12, n).astype(float))
-        else:
-            columns.append(rng.uniform(0.0, 1.0, n))
-    return np.column_stack(columns)
+    return random_labels(n, seed=seed)
 
 
 @pytest.fixture

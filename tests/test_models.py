@@ -11,13 +11,7 @@ from audioreg import models
 from audioreg.targets import TARGETS
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and lose a lot when cores are shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SMALL_GRID = {
     "n_estimators": [10, 20],

@@ -98,3 +98,10 @@ def test_sample_set_mismatch_is_explained(params):
 def test_missing_metadata_without_generation(params):
     with pytest.raises(pipeline.MissingArtifactError, match="metadata file not found"):
         pipeline.ingest({**params, "generate_sample": False})
+
+
+def test_resolve_workers():
+    from audioreg.extract import resolve_workers
+
+    assert resolve_workers(1) == 1 and resolve_workers(3) == 3
+    assert resolve_workers(0) == (os.cpu_count() or 1) == resolve_workers(-1)

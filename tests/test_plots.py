@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import QuadMesh  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from conftest import random_labels  # noqa: E402
 from audioreg import metrics, plots  # noqa: E402
 from audioreg.targets import TARGETS  # noqa: E402
 
@@ -29,21 +30,8 @@ def _close_figures():
 
 @pytest.fixture
 def labels() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    n = 40
-    columns = []
-    for target in TARGETS:
-        if target == "tempo":
-            columns.append(rng.uniform(60.0, 180.0, n))
-        elif target == "loudness":
-            columns.append(rng.uniform(-30.0, -3.0, n))
-        elif target == "time_signature":
-            columns.append(rng.integers(3, 8, n).astype(float))
-        elif target == "key":
-            columns.append(rng.integers(0, 12, n).astype(float))
-        else:
-            columns.append(rng.uniform(0.0, 1.0, n))
-    y_true = np.column_stack(columns)
+    rng = np.random.default_rng(1)
+    y_true = random_labels(40, seed=0)
     y_pred = y_true + rng.normal(0.0, 0.5, y_true.shape) * y_true.std(axis=0)
     return y_true, y_pred
 

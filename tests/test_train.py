@@ -15,13 +15,7 @@ from audioreg import train
 from audioreg.models import GRURegressor
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and lose a lot when cores are shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_data(seed, n, *, n_features=46, n_targets=11, min_len=10, max_len=40):

@@ -122,7 +122,7 @@ class ExtractResult:
 def resolve_workers(workers: int) -> int:
     """``0`` means all cores."""
     workers = int(workers)
-    return os.cpu_count() or 1 if workers <= 0 else workers
+    return (os.cpu_count() or 1) if workers <= 0 else workers
 
 
 def extract_many(
