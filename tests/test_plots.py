@@ -297,3 +297,10 @@ def test_figure_ids_in_html_reads_inline_and_base64_svg():
         "audioreg-training-curves",
     }
     assert plots.figure_ids_in_html("<p>no figures</p>") == set()
+
+
+def test_training_curves_without_histories_says_so():
+    fig = plots.training_curves({})
+    assert fig.get_gid() == "audioreg-training-curves"
+    assert "05_gru did not run" in fig.texts[0].get_text()
+    plt.close(fig)

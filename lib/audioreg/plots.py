@@ -308,12 +308,14 @@ def training_curves(
     Returns
     -------
     fig : matplotlib.figure.Figure
-        SVG gid ``"audioreg-training-curves"``.
+        SVG gid ``"audioreg-training-curves"``; with no histories, a figure that says so.
     """
     import matplotlib
 
-    if not histories:
-        raise ValueError("histories is empty")
+    if not histories:  # e.g. `audioreg run --only 04_rf,06_error_analysis`: say so instead of failing
+        fig = _figure("training_curves", figsize=(7.0, 1.2))
+        fig.text(0.5, 0.5, "No training history in this run (05_gru did not run).", ha="center", va="center")
+        return fig
     required = {"epoch", "train_loss", "val_loss"}
     for name, history in histories.items():
         missing = required - set(history.columns)
