@@ -1,4 +1,4 @@
-"""The ``audioreg`` command: ``synth``, ``run`` and ``params``."""
+"""The ``audioreg`` command: ``synth``, ``extract``, ``run`` and ``params``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--label-noise", type=float, default=1.0, help="scale of the per-target label noise")
     s.add_argument("--out", default="data/raw/sample", help="output folder")
 
+    e = sub.add_parser("extract", help="extract features of every audio file in a folder (locally or on a Dask cluster)")
+    e.add_argument("audio_dir", metavar="AUDIO_DIR", help="folder searched recursively; the track id is the file stem")
+    e.add_argument("--out", required=True, metavar="FEATURES_DIR", help="cache folder: <track_id>.npy, index.csv, failures.csv, meta.json")
+    e.add_argument("--workers", type=int, default=0, metavar="N", help="local processes; 0 means all cores (ignored with --scheduler)")
+    e.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address, e.g. tcp://host:8786 (workers must see AUDIO_DIR and FEATURES_DIR at the same paths)")
+    e.add_argument("--timeout", type=float, default=120.0, metavar="S", help="per-file timeout in seconds, 0 for none (not enforced on Dask workers)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     r = sub.add_parser("run", help="execute notebooks 01-06 and write the HTML report")
     r.add_argument("-f", "--file", action="append", default=[], metavar="YAML", help="parameter file (after params/base.yaml; repeatable)")
     r.add_argument("-p", "--param", action="append", nargs=2, metavar=("KEY", "VALUE"), help="override one parameter (repeatable)")
@@ -42,6 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         df = generate_sample_set(args.out, n=args.n, seconds=args.seconds, seed=args.seed,
                                  label_noise=args.label_noise, progress=True)
         print(f"wrote {len(df)} tracks and {args.out}/metadata.csv")
+        return 0
+
+    if args.command == "extract":
+        from .pipeline import extract_folder
+
+        try:
+            res = extract_folder(args.audio_dir, args.out, workers=args.workers, scheduler=args.scheduler,
+                                 timeout_s=args.timeout, progress=not args.no_progress)
+        except (ImportError, FileNotFoundError, ValueError, OSError) as exc:
+            print(f"audioreg: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"computed {res.computed}, reused {res.reused}, failed {len(res.failures)}")
+        print(f"features: {res.out_dir}")
+        print(f"failures: {res.out_dir / 'failures.csv'}")
         return 0
 
     from . import runner

@@ -4,11 +4,23 @@ The feature functions in :mod:`audioreg.features` are pure; this module owns fil
 iteration, the per-file timeout, parallelism, atomic writes and the failures table.
 A cache folder holds ``<name>.npy`` per track (written atomically, so a file that
 exists is complete), ``index.csv`` (the aligned index) and ``failures.csv``.
+
+Two backends run :func:`extract_file` over the files, with the same output: a local
+process pool (``workers``), or a Dask distributed cluster (``scheduler``, an address
+such as ``tcp://host:8786``; needs ``pip install "audioreg[cluster]"``). On a cluster
+each worker reads the audio and writes its ``.npy`` itself, so the audio paths and
+the output folder must be the same paths on every worker (a shared filesystem), and
+``audioreg`` must be installed on the workers. Every backend computes with one BLAS
+thread per process, so the arrays are byte-identical whichever ran. The per-file
+timeout uses SIGALRM, which only works in a process's main thread: Dask runs tasks on
+worker threads, so there the timeout is not enforced (a file that hangs keeps its
+worker busy).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -101,13 +113,66 @@ def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
             signal.signal(signal.SIGALRM, previous)
 
 
-def _init_worker() -> None:
+def _one_blas_thread():
+    """Limit BLAS/OpenMP to one thread (a context manager; as a call, the limit stays).
+
+    Every backend extracts with one BLAS thread: the thread count changes the float
+    summation order, and so the last bits of the features. One thread keeps the
+    arrays byte-identical whichever backend computed them.
+    """
     try:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)
+        return threadpool_limits(1)
     except ImportError:  # pragma: no cover
-        pass
+        return contextlib.nullcontext()
+
+
+def _init_worker() -> None:
+    _one_blas_thread()
+
+
+def _extract_on_worker(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
+    """:func:`extract_file` as a Dask task: the worker process keeps one BLAS thread."""
+    _one_blas_thread()
+    return extract_file(path, out_path, timeout_s=timeout_s)
+
+
+def _import_distributed(scheduler: str):
+    """The ``distributed`` module (an optional dependency), or an ImportError saying how to get it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(
+            f"extracting on a Dask cluster (scheduler={scheduler!r}) needs the 'distributed' package: "
+            'pip install "audioreg[cluster]"'
+        ) from exc
+    return distributed
+
+
+def _run_on_dask(client, todo: list, *, timeout_s: float):
+    """Run :func:`extract_file` per ``(track_id, path, target)`` on a Dask cluster.
+
+    Yields ``(item, result)`` as tasks complete. A task that raises, or whose worker
+    died too often (``KilledWorker``), gives a failed result naming the file.
+    """
+    from distributed import as_completed
+
+    futures = {}
+    for item in todo:
+        tid, path, target = item
+        fut = client.submit(_extract_on_worker, path, target, timeout_s=timeout_s, pure=False,
+                            key=f"audioreg-extract-{array_name(tid)}-{os.urandom(4).hex()}")
+        futures[fut] = item
+    for fut in as_completed(futures):
+        item = futures.pop(fut)
+        try:
+            res = fut.result()
+        except Exception as exc:  # the task or its worker failed: record it, keep going
+            text = (str(exc).strip().splitlines() or [""])[0]
+            res = {"ok": False, "reason": f"worker failed on {item[1]}: {type(exc).__name__}: {text}"}
+        fut.release()
+        yield item, res
 
 
 @dataclass
@@ -132,14 +197,32 @@ def extract_many(
     workers: int = 0,
     timeout_s: float = 120.0,
     progress: bool = False,
+    scheduler: str | None = None,
 ) -> ExtractResult:
     """Extract features for ``files`` (columns ``track_id``, ``path``) into ``out_dir``.
 
     Tracks whose array already exists are reused, so an interrupted run picks up where
     it stopped. Writes ``index.csv`` and ``failures.csv`` in ``out_dir``.
+
+    Parameters
+    ----------
+    files : DataFrame with ``track_id`` and ``path``
+    out_dir : the cache folder (created if missing)
+    workers : local processes; 0 means all cores, 1 runs in this process.
+        Ignored when ``scheduler`` is given.
+    timeout_s : per-file timeout (0: none); not enforced on Dask workers (see the module notes)
+    progress : show a progress bar
+    scheduler : address of a Dask distributed scheduler (``tcp://host:8786``); None or
+        "" uses the local pool. Workers must see ``files["path"]`` and ``out_dir`` at
+        the same paths (shared filesystem).
+
+    A file that fails, times out, or whose worker dies becomes a row of ``failures.csv``
+    naming the file; the batch always goes on. The arrays and tables do not depend on
+    the backend.
     """
     from tqdm.auto import tqdm
 
+    distributed = _import_distributed(scheduler) if scheduler else None  # fail before any work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, failures, todo = [], [], []
@@ -166,11 +249,20 @@ def extract_many(
             failures.append({"track_id": tid, "path": path, "stage": "extract", "reason": res["reason"]})
 
     n_workers = min(resolve_workers(workers), max(len(todo), 1))
+    client = distributed.Client(scheduler) if distributed is not None and todo else None
     bar = tqdm(total=len(todo), desc="extract", unit="file", disable=not progress)
-    if n_workers <= 1:
-        for tid, path, target in todo:
-            record(tid, path, target, extract_file(path, target, timeout_s=timeout_s))
-            bar.update()
+    if client is not None:
+        try:
+            for (tid, path, target), res in _run_on_dask(client, todo, timeout_s=timeout_s):
+                record(tid, path, target, res)
+                bar.update()
+        finally:
+            client.close()
+    elif n_workers <= 1:
+        with _one_blas_thread():
+            for tid, path, target in todo:
+                record(tid, path, target, extract_file(path, target, timeout_s=timeout_s))
+                bar.update()
     else:
         # fork on Linux: works from scripts without a __main__ guard and starts fast; spawn elsewhere
         ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")

@@ -43,6 +43,7 @@ STAGE_DEFAULTS = {
     "label_noise": 1.0,
     "seed": 0,
     "workers": 0,
+    "scheduler": "",
     "file_timeout_s": 120.0,
     "val_fraction": 0.15,
     "test_fraction": 0.15,
@@ -250,11 +251,83 @@ def features(params) -> FeaturesResult:
                               pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key)
     out.mkdir(parents=True, exist_ok=True)  # arrays already there are complete (atomic writes) and reused
     res = X.extract_many(ing.manifest[["track_id", "path"]], out, workers=int(cfg["workers"]),
-                         timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]))
-    _write_json(out / "meta.json", {"key": key, "ingest_key": ing.key, "feature_params": F.feature_params(),
-                                    "feature_names": [list(n) for n in F.feature_names()],
-                                    "n_tracks": len(res.index), "n_failures": len(res.failures)})
+                         timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]),
+                         scheduler=str(cfg["scheduler"] or "") or None)
+    write_features_meta(out, res, key=key, ingest_key=ing.key)
     return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused)
+
+
+def write_features_meta(out_dir: Path, res: X.ExtractResult, **extra) -> dict:
+    """Write ``meta.json`` of a features folder (last: it marks the folder complete)."""
+    meta = {**extra, "feature_params": F.feature_params(), "feature_names": [list(n) for n in F.feature_names()],
+            "n_tracks": len(res.index), "n_failures": len(res.failures)}
+    _write_json(Path(out_dir) / "meta.json", meta)
+    return meta
+
+
+def audio_files(audio_dir: str | os.PathLike) -> pd.DataFrame:
+    """Every audio file below ``audio_dir`` as ``track_id`` (the file stem), ``path``, ``size``, ``mtime_ns``.
+
+    The track id is the NFC-normalized stem, as the linker's ``<track_id>.<ext>`` rule
+    expects. Raises ValueError listing the stems that name more than one file.
+    """
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise MissingArtifactError(f"{audio_dir}: audio folder not found")
+    found = io.index_audio_dir(audio_dir)
+    dup = found[found["stem"].duplicated(keep=False)]
+    if len(dup):
+        groups = dup.groupby("stem")["path"].apply(lambda ps: ", ".join(sorted(os.path.relpath(p, audio_dir) for p in ps)))
+        listing = "; ".join(f"{stem}: {paths}" for stem, paths in list(groups.items())[:20])
+        more = f" (and {len(groups) - 20} more)" if len(groups) > 20 else ""
+        raise ValueError(f"{audio_dir}: {len(groups)} file stem(s) name more than one audio file, so the "
+                         f"track id (the stem) is ambiguous: {listing}{more}")
+    files = pd.DataFrame({"track_id": found["stem"], "path": [str(Path(p).resolve()) for p in found["path"]]})
+    stats = [os.stat(p) for p in files["path"]]
+    files["size"] = [st.st_size for st in stats]
+    files["mtime_ns"] = [st.st_mtime_ns for st in stats]
+    return files.sort_values("track_id", kind="stable").reset_index(drop=True)
+
+
+def extract_folder(
+    audio_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    workers: int = 0,
+    scheduler: str | None = None,
+    timeout_s: float = 120.0,
+    progress: bool = True,
+) -> X.ExtractResult:
+    """Features of every audio file below ``audio_dir``, in the notebooks' cache layout.
+
+    ``out_dir`` gets ``<track_id>.npy`` per file (track id = file stem), ``index.csv``,
+    ``failures.csv`` and, last, ``meta.json`` (feature parameters and names, and each
+    file's size and mtime). A re-run reuses every finished array; an array whose audio
+    file changed size or mtime since the last run is recomputed. ``workers`` and
+    ``scheduler`` are as in :func:`audioreg.extract.extract_many`; the output does not
+    depend on them.
+    """
+    audio_dir, out_dir = Path(audio_dir), Path(out_dir)
+    files = audio_files(audio_dir)
+    meta_path = out_dir / "meta.json"
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text(encoding="utf-8"))
+        if old.get("feature_params") != F.feature_params():
+            raise ValueError(f"{out_dir} holds features computed with other settings "
+                             f"({old.get('feature_params')}); choose another folder or delete it")
+        seen = old.get("files", {})
+        for tid, size, mtime in zip(files["track_id"], files["size"], files["mtime_ns"]):
+            if tid in seen and seen[tid] != [int(size), int(mtime)]:
+                stale = out_dir / X.array_name(tid)
+                log.info("%s: audio file changed since it was extracted; recomputing", stale)
+                stale.unlink(missing_ok=True)
+        meta_path.unlink()  # written again last: a folder without it is being (re)built
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res = X.extract_many(files[["track_id", "path"]], out_dir, workers=workers, timeout_s=timeout_s,
+                         progress=progress, scheduler=scheduler or None)
+    write_features_meta(out_dir, res, audio_dir=str(audio_dir.resolve()),
+                        files={t: [int(a), int(b)] for t, a, b in zip(files["track_id"], files["size"], files["mtime_ns"])})
+    return res
 
 
 # --------------------------------------------------------------------- 03: split

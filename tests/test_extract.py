@@ -1,0 +1,133 @@
+"""The extraction driver and `audioreg extract`: same output on every backend, reuse, errors."""
+
+import builtins
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audioreg import pipeline
+from audioreg.cli import main
+from audioreg.extract import array_name, extract_many
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory):
+    """Six generated tracks and one file that is not audio."""
+    from audioreg.synth import generate_sample_set
+
+    root = tmp_path_factory.mktemp("sample")
+    generate_sample_set(root, n=6, seconds=2.0, seed=0)
+    (root / "audio" / "broken.wav").write_bytes(b"RIFF this is not a wav file" * 10)
+    return root / "audio"
+
+
+def _snapshot(out):
+    """Everything a backend writes, minus the timing column."""
+    index = pd.read_csv(out / "index.csv", dtype={"track_id": str}).drop(columns="seconds")
+    failures = pd.read_csv(out / "failures.csv", dtype={"track_id": str})
+    arrays = {f: (out / f).read_bytes() for f in index["file"]}
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    return index, failures, arrays, meta
+
+
+def _check(out, res):
+    index, failures, arrays, meta = _snapshot(out)
+    assert len(index) == 6 and res.computed == 6 and res.reused == 0
+    assert list(failures["track_id"]) == ["broken"] and failures["stage"].eq("extract").all()
+    assert "broken.wav" in failures["reason"][0]
+    assert all(np.load(out / f).shape[1] == 46 for f in index["file"])
+    assert set(index["file"]) == {array_name(t) for t in index["track_id"]}
+    assert len(meta["feature_names"]) == 46 and meta["n_tracks"] == 6 and meta["n_failures"] == 1
+
+
+def _raise_on_one(path, out_path, *, timeout_s=0.0):
+    """Stands in for the Dask task: one that raises, as a crashing decoder would."""
+    from audioreg.extract import _extract_on_worker
+
+    if "broken" in path:
+        raise RuntimeError("decoder crashed")
+    return _extract_on_worker(path, out_path, timeout_s=timeout_s)
+
+
+def test_backends_write_identical_caches(audio_dir, tmp_path, capsys, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    assert main(["extract", str(audio_dir), "--out", str(tmp_path / "w1"), "--workers", "1", "--no-progress"]) == 0
+    assert "computed 6, reused 0, failed 1" in capsys.readouterr().out
+    _check(tmp_path / "w1", pipeline.extract_folder(audio_dir, tmp_path / "w1b", workers=1, progress=False))
+    _check(tmp_path / "w2", pipeline.extract_folder(audio_dir, tmp_path / "w2", workers=2, progress=False))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert main(["extract", str(audio_dir), "--out", str(tmp_path / "dask"), "--scheduler",
+                     cluster.scheduler_address, "--no-progress"]) == 0
+        # a task that raises on a worker is a failure row naming the file; the batch goes on
+        from audioreg import extract as X
+
+        monkeypatch.setattr(X, "_extract_on_worker", _raise_on_one)
+        res = pipeline.extract_folder(audio_dir, tmp_path / "raising", scheduler=cluster.scheduler_address, progress=False)
+        monkeypatch.undo()
+        assert len(res.index) == 6 and list(res.failures["track_id"]) == ["broken"]
+        assert res.failures["reason"][0].startswith("worker failed on ") and "broken.wav" in res.failures["reason"][0]
+        assert "RuntimeError: decoder crashed" in res.failures["reason"][0]
+    out = capsys.readouterr().out
+    assert "computed 6, reused 0, failed 1" in out and str(tmp_path / "dask" / "failures.csv") in out
+
+    ref = _snapshot(tmp_path / "w1")
+    for name in ("w1b", "w2", "dask"):
+        index, failures, arrays, meta = _snapshot(tmp_path / name)
+        pd.testing.assert_frame_equal(index, ref[0])
+        pd.testing.assert_frame_equal(failures, ref[1])
+        assert arrays == ref[2], name  # byte-identical .npy files
+        assert meta == ref[3]
+
+
+def test_rerun_reuses_everything_and_recomputes_changed_files(audio_dir, tmp_path, capsys):
+    out = tmp_path / "feats"
+    pipeline.extract_folder(audio_dir, out, workers=1, progress=False)
+    files = sorted(out.glob("*.npy"))
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    assert main(["extract", str(audio_dir), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    assert "computed 0, reused 6, failed 1" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+
+    # a changed audio file is re-extracted, the others are not
+    src = tmp_path / "audio"
+    shutil.copytree(audio_dir, src)
+    pipeline.extract_folder(src, tmp_path / "feats2", workers=1, progress=False)
+    victim = sorted(p for p in src.iterdir() if p.stem != "broken")[0]
+    victim.write_bytes(victim.read_bytes())  # same content, new mtime
+    import os
+
+    st = victim.stat()
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    res = pipeline.extract_folder(src, tmp_path / "feats2", workers=1, progress=False)
+    assert (res.computed, res.reused, len(res.failures)) == (1, 5, 1)
+
+
+def test_duplicated_stems_are_an_error_listing_them(tmp_path, capsys):
+    from conftest import tone
+    import soundfile as sf
+
+    (tmp_path / "a").mkdir()
+    sf.write(tmp_path / "a" / "x1.wav", tone(), 22050)
+    sf.write(tmp_path / "x1.flac", tone(), 22050)
+    sf.write(tmp_path / "x2.wav", tone(), 22050)
+    assert main(["extract", str(tmp_path), "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "x1: a/x1.wav, x1.flac" in err and "x2" not in err
+
+
+def test_missing_distributed_says_how_to_install(tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_distributed(name, *args, **kwargs):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    files = pd.DataFrame({"track_id": ["a"], "path": [str(tmp_path / "a.wav")]})
+    with pytest.raises(ImportError, match=r'pip install "audioreg\[cluster\]"'):
+        extract_many(files, tmp_path / "out", scheduler="tcp://127.0.0.1:8786")
+    assert not (tmp_path / "out" / "index.csv").exists()
