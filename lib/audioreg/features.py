@@ -149,3 +149,83 @@ def _stack(blocks: list[np.ndarray]) -> np.ndarray:
     F = np.concatenate([b[..., :t] for b in blocks], axis=0).T
     return np.nan_to_num(F, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
 
+
+
+#: Tracks longer than this many frames (~95 s at hop 512) are processed in blocks of this size.
+BLOCK_FRAMES = 4096
+
+
+def extract_features_blocked(
+    *,
+    y: np.ndarray,
+    sr: int = SR,
+    n_fft: int = N_FFT,
+    hop_length: int = HOP_LENGTH,
+    block_frames: int = BLOCK_FRAMES,
+) -> np.ndarray:
+    """:func:`extract_features` in blocks of frames, for long signals in bounded memory.
+
+    The same values as :func:`extract_features` (to float rounding), but no array
+    larger than one block's STFT plus the ``[128, t]`` mel spectrogram is held:
+    a 30-minute track needs about 0.2 GB here instead of several. Two things are not
+    framewise and are handled globally: the chroma tuning (pitch peaks of every
+    block are pooled, as :func:`librosa.estimate_tuning` does, then chroma is computed
+    in a second pass) and the ``top_db`` floor of the MFCC's log-mel (applied to the
+    whole mel spectrogram).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono waveform.
+    block_frames : int
+        Frames per block.
+
+    Returns
+    -------
+    F : np.ndarray [shape=(1 + n // hop_length, 46)], float32
+    """
+    import librosa
+
+    y = _check_signal(y)
+    n_total = n_frames(y.size, hop_length=hop_length)
+    half = n_fft // 2
+    mel = np.empty((N_MELS, n_total), np.float32)
+    contrast = np.empty((N_CONTRAST_BANDS + 1, n_total), np.float32)
+    zcr = np.empty((1, n_total), np.float32)
+    pitches, mags = [], []
+    for k0 in range(0, n_total, block_frames):
+        k1 = min(k0 + block_frames, n_total)
+        power = np.abs(librosa.stft(_segment(y, k0, k1, hop_length, half, "constant"), n_fft=n_fft,
+                                    hop_length=hop_length, center=False)) ** 2
+        mel[:, k0:k1] = librosa.feature.melspectrogram(S=power, sr=sr, n_fft=n_fft, n_mels=N_MELS)
+        contrast[:, k0:k1] = librosa.feature.spectral_contrast(S=np.sqrt(power), sr=sr, n_fft=n_fft,
+                                                               hop_length=hop_length, n_bands=N_CONTRAST_BANDS)
+        zcr[:, k0:k1] = librosa.feature.zero_crossing_rate(_segment(y, k0, k1, hop_length, half, "edge"),
+                                                           frame_length=n_fft, hop_length=hop_length, center=False)
+        pitch, mag = librosa.piptrack(S=power, sr=sr, n_fft=n_fft)
+        mask = pitch > 0
+        pitches.append(pitch[mask])
+        mags.append(mag[mask])
+    pitch, mag = np.concatenate(pitches), np.concatenate(mags)
+    threshold = np.median(mag) if mag.size else 0.0
+    tuning = librosa.pitch_tuning(pitch[mag >= threshold], resolution=0.01, bins_per_octave=N_CHROMA)
+    chroma = np.empty((N_CHROMA, n_total), np.float32)
+    for k0 in range(0, n_total, block_frames):
+        k1 = min(k0 + block_frames, n_total)
+        power = np.abs(librosa.stft(_segment(y, k0, k1, hop_length, half, "constant"), n_fft=n_fft,
+                                    hop_length=hop_length, center=False)) ** 2
+        chroma[:, k0:k1] = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=n_fft, hop_length=hop_length,
+                                                       n_chroma=N_CHROMA, tuning=tuning)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
+    tonnetz = librosa.feature.tonnetz(chroma=chroma, sr=sr)
+    return _stack([mfcc, chroma, contrast, tonnetz, zcr])
+
+
+def _segment(y: np.ndarray, k0: int, k1: int, hop: int, half: int, mode: str) -> np.ndarray:
+    """Samples under centred frames ``k0..k1-1``, padded past the signal's ends as librosa pads."""
+    start, stop = k0 * hop - half, (k1 - 1) * hop + half
+    seg = y[max(start, 0) : min(stop, y.size)]
+    before, after = max(0, -start), max(0, stop - y.size)
+    if before or after:
+        seg = np.pad(seg, (before, after), mode=mode)
+    return seg

@@ -106,13 +106,19 @@ def load_audio(
         raise AudioDecodeError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise AudioDecodeError(f"{path}: empty file (0 bytes)")
-    try:
-        with sf.SoundFile(str(path)) as f:
-            orig_sr = f.samplerate
-            frames = -1 if max_duration is None else int(max_duration * orig_sr)
-            data = f.read(frames=frames, dtype="float32", always_2d=True)
-    except Exception as exc:
-        data, orig_sr = _load_audioread(path, max_duration=max_duration, original=exc)
+    if mono:
+        try:
+            return _load_mono_streaming(path, sr=sr, max_duration=max_duration), sr
+        except _NotSoundfile as exc:
+            data, orig_sr = _load_audioread(path, max_duration=max_duration, original=exc.__cause__)
+    else:
+        try:
+            with sf.SoundFile(str(path)) as f:
+                orig_sr = f.samplerate
+                frames = -1 if max_duration is None else int(max_duration * orig_sr)
+                data = f.read(frames=frames, dtype="float32", always_2d=True)
+        except Exception as exc:
+            data, orig_sr = _load_audioread(path, max_duration=max_duration, original=exc)
     if data.shape[0] == 0:
         raise AudioDecodeError(f"{path}: no audio frames")
     if not np.all(np.isfinite(data)):
@@ -122,6 +128,57 @@ def load_audio(
         y = soxr.resample(y.T if not mono else y, orig_sr, sr, quality="HQ")
         y = y if mono else y.T
     return np.ascontiguousarray(y, dtype=np.float32), sr
+
+
+class _NotSoundfile(Exception):
+    """libsndfile cannot open the file (the audioread fallback may)."""
+
+
+#: Frames decoded per block when streaming (a block of 48 kHz stereo float32 is ~23 MB).
+DECODE_BLOCK_S = 60.0
+
+
+def _load_mono_streaming(path: Path, *, sr: int, max_duration: float | None) -> np.ndarray:
+    """Decode block by block, mix each block to mono and resample it with a soxr stream.
+
+    Bit-identical to decoding the whole file, averaging the channels and calling
+    ``soxr.resample`` once, but only one block of the (often stereo, 44.1-48 kHz)
+    decoded signal is held at a time: the peak is the mono 22,050 Hz output.
+    """
+    import soundfile as sf
+    import soxr
+
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as exc:
+        raise _NotSoundfile() from exc
+    with f:
+        orig_sr = f.samplerate
+        total = f.frames if max_duration is None else min(f.frames, int(max_duration * orig_sr))
+        if total <= 0:
+            raise AudioDecodeError(f"{path}: no audio frames")
+        stream = soxr.ResampleStream(orig_sr, sr, 1, dtype="float32", quality="HQ") if orig_sr != sr else None
+        chunks, done = [], 0
+        block = max(1, int(DECODE_BLOCK_S * orig_sr))
+        try:
+            while done < total:
+                data = f.read(frames=min(block, total - done), dtype="float32", always_2d=True)
+                if data.shape[0] == 0:
+                    break
+                done += data.shape[0]
+                if not np.all(np.isfinite(data)):
+                    raise AudioDecodeError(f"{path}: decoded samples contain NaN or infinity")
+                y = data.mean(axis=1)
+                chunks.append(stream.resample_chunk(y) if stream else y)
+        except AudioDecodeError:
+            raise
+        except Exception as exc:  # a file that opens but breaks while decoding (truncated, corrupt)
+            raise AudioDecodeError(f"{path}: decoding failed after {done / orig_sr:.1f} s ({_short(exc)})") from exc
+        if stream:
+            chunks.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    if done == 0:
+        raise AudioDecodeError(f"{path}: no audio frames")
+    return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
 
 
 def _load_audioread(path: Path, *, max_duration: float | None, original: Exception):
