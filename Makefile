@@ -5,11 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUN_ID ?= demo
 
-.PHONY: demo test install lab clean-runs help
+.PHONY: demo test bench install lab clean-runs help
 
 help:
 	@echo "make demo   - install into $(VENV), run notebooks 01-06 on the generated sample set, print the report path"
 	@echo "make test   - install into $(VENV) and run the test suite"
+	@echo "make bench  - time extraction (decode floor, ours, naive), workers and GRU training; writes bench/RESULTS.md"
 	@echo "make lab    - open JupyterLab in this environment"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -24,6 +25,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/run.py
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab

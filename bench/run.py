@@ -1,0 +1,481 @@
+"""`make bench`: extraction and training throughput, written to bench/RESULTS.md.
+
+Measured on one core (BLAS/OpenMP/numba/torch threads pinned to 1 in this process and its
+children), for the real tracks in ../shared/data/music (when present) and a generated
+sample set:
+
+1. per file, interleaved so that load from other jobs hits every path alike, the median of
+   ``--repeats`` runs of: decode only (soundfile), decode + mono + soxr resample
+   (``audioreg.io.load_audio``, the floor of any CPU extractor), ours end-to-end
+   (``load_audio`` + ``extract_features``) and the naive path (``librosa.load`` +
+   ``reference_features``);
+2. peak memory of each path on the longest file, in a fresh child process per path;
+3. where our extraction time goes (stage by stage);
+4. ``extract_many`` over the sample set with 1 and 2 workers;
+5. GRU training throughput (clips/s) for each ``frame_pool``.
+
+Usage: python bench/run.py [--out bench/RESULTS.md] [--music DIR] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import os
+
+# Pin every thread pool to one thread before numpy, numba or torch are imported; children
+# (the memory probes, extract_many's workers) inherit the environment.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MUSIC = REPO.parent / "shared" / "data" / "music"
+PATHS = ("decode", "decode+resample", "ours", "naive")
+FLOOR_TARGET = 1.25  # ours within this factor of the decode+resample floor
+NAIVE_TARGET = 2.7  # ours at least this many times faster than the naive path
+
+
+# ------------------------------------------------------------------------ the measured paths
+def run_path(name: str, path: str) -> None:
+    import soundfile as sf
+
+    from audioreg.features import extract_features, reference_features
+    from audioreg.io import TARGET_SR, load_audio
+
+    if name == "decode":
+        sf.read(path, dtype="float32", always_2d=True)
+    elif name == "decode+resample":
+        load_audio(path, sr=TARGET_SR)
+    elif name == "ours":
+        y, sr = load_audio(path, sr=TARGET_SR)
+        extract_features(y=y, sr=sr)
+    elif name == "naive":
+        import librosa
+
+        y, sr = librosa.load(path, sr=TARGET_SR)
+        reference_features(y=y, sr=sr)
+    else:
+        raise ValueError(f"unknown path {name!r}")
+
+
+def pin_threads() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def memory_child(name: str, path: str, warmup: str) -> None:
+    """Entry point of a fresh process: peak memory of one path on one file, as JSON on stdout."""
+    import tracemalloc
+
+    from audioreg import bench
+
+    pin_threads()
+    run_path(name, warmup)  # imports, numba compilation, FFT plans: not part of the file's cost
+    reset = bench.reset_peak_rss()
+    baseline = bench.current_rss_mb()
+    run_path(name, path)
+    peak = bench.peak_rss_mb()
+    tracemalloc.start()
+    run_path(name, path)
+    _, tm_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(json.dumps({"baseline_mb": baseline, "peak_mb": peak, "hwm_reset": reset,
+                      "tracemalloc_peak_mb": tm_peak / 2**20}))
+
+
+# ----------------------------------------------------------------------------------- driver
+def load_avg() -> str:
+    return "{:.2f} / {:.2f} / {:.2f}".format(*os.getloadavg())
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg} (load {load_avg()})", flush=True)
+
+
+def versions() -> dict[str, str]:
+    import librosa
+    import numba
+    import scipy
+    import soundfile
+    import soxr
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "librosa": librosa.__version__,
+        "numba": numba.__version__,
+        "soundfile": f"{soundfile.__version__} (libsndfile {soundfile.__libsndfile_version__})",
+        "soxr": soxr.__version__,
+        "torch": torch.__version__,
+    }
+
+
+def machine() -> dict[str, str]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+        mem = f"{kib / 2**20:.1f} GiB"
+    except (OSError, IndexError, ValueError):
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": model or platform.processor(), "cores": f"{os.cpu_count()} ({usable} usable)",
+            "memory": mem, "os": platform.platform()}
+
+
+def collect_files(music: Path | None, sample_dir: Path) -> pd.DataFrame:
+    from audioreg.io import AUDIO_EXTENSIONS, probe_audio
+
+    rows = []
+    if music is not None:
+        for p in sorted(music.iterdir()):
+            if p.suffix.lower() in AUDIO_EXTENSIONS:
+                rows.append({"corpus": "music", "format": p.suffix.lower().lstrip("."), "file": str(p)})
+    meta = pd.read_csv(sample_dir / "metadata.csv", dtype={"track_id": str})
+    for rel in meta["path"]:
+        p = sample_dir / rel
+        rows.append({"corpus": "sample", "format": p.suffix.lower().lstrip("."), "file": str(p)})
+    files = pd.DataFrame(rows)
+    info = [probe_audio(f) for f in files["file"]]
+    files["audio_s"] = [i["duration_s"] for i in info]
+    files["sample_rate"] = [i["sample_rate"] for i in info]
+    files["channels"] = [i["channels"] for i in info]
+    return files
+
+
+def measure_paths(files: pd.DataFrame, *, repeats: int) -> pd.DataFrame:
+    from audioreg.bench import time_call
+
+    # warm-up: one untimed call of each path per (corpus, format)
+    for _, f in files.sort_values("audio_s").drop_duplicates(["corpus", "format"]).iterrows():
+        for name in PATHS:
+            run_path(name, f["file"])
+    samples: dict[tuple[str, str], list] = {}
+    for rep in range(repeats):
+        log(f"paths: repeat {rep + 1}/{repeats}")
+        for f in files["file"]:
+            for name in PATHS:
+                samples.setdefault((f, name), []).append(time_call(lambda: run_path(name, f), repeats=1))
+    rows = []
+    for (f, name), ts in samples.items():
+        rows.append({"file": f, "path": name, "wall_s": float(np.median([t.wall_s for t in ts])),
+                     "cpu_s": float(np.median([t.cpu_s for t in ts]))})
+    return files.merge(pd.DataFrame(rows), on="file")
+
+
+def throughput_tables(m: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    from audioreg.bench import ratio, summarize_throughput
+
+    tables = {}
+    for corpus, sub in m.groupby("corpus", sort=False):
+        t = summarize_throughput(sub, group="format", overall="overall")
+        t["ours / naive"] = ratio(t["ours"], t["naive"])
+        t["floor / ours"] = ratio(t["decode+resample"], t["ours"])
+        tables[corpus] = t
+    t = summarize_throughput(m.assign(format="all files"), group="format", overall="overall").loc[["overall"]]
+    t["ours / naive"] = ratio(t["ours"], t["naive"])
+    t["floor / ours"] = ratio(t["decode+resample"], t["ours"])
+    tables["all"] = t
+    return tables
+
+
+def measure_memory(files: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    longest = files.sort_values("audio_s").iloc[-1]
+    warmup = files[files["format"] == longest["format"]].sort_values("audio_s").iloc[0]["file"]
+    rows = {}
+    for name in PATHS:
+        out = subprocess.run([sys.executable, __file__, "--memory-child", name, longest["file"], warmup],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rows[name] = {"peak RSS MiB": r["peak_mb"], "RSS before MiB": r["baseline_mb"],
+                      "peak - before MiB": r["peak_mb"] - r["baseline_mb"],
+                      "tracemalloc peak MiB": r["tracemalloc_peak_mb"]}
+        if not r["hwm_reset"]:
+            rows[name]["note"] = "high-water mark not reset: includes warm-up"
+    return longest["file"], pd.DataFrame.from_dict(rows, orient="index")
+
+
+def measure_stages(files: pd.DataFrame) -> pd.DataFrame:
+    """Our per-stage cost and the naive path's per-feature cost, summed over ``files``."""
+    import librosa
+
+    from audioreg import features as F
+    from audioreg.bench import feature_stage_times, time_call
+    from audioreg.io import TARGET_SR, load_audio
+
+    ours: dict[str, float] = {}
+    naive: dict[str, float] = {}
+    for f in files["file"]:
+        t = time_call(lambda: load_audio(f, sr=TARGET_SR), repeats=1)
+        ours["decode+resample"] = ours.get("decode+resample", 0.0) + t.wall_s
+        y, sr = load_audio(f, sr=TARGET_SR)
+        for k, v in feature_stage_times(y=y, sr=sr).items():
+            ours[k] = ours.get(k, 0.0) + v
+        t = time_call(lambda: librosa.load(f, sr=TARGET_SR), repeats=1)
+        naive["librosa.load"] = naive.get("librosa.load", 0.0) + t.wall_s
+        kw = dict(n_fft=F.N_FFT, hop_length=F.HOP_LENGTH)
+        calls = {
+            "mfcc": lambda: librosa.feature.mfcc(y=y, sr=sr, n_mfcc=F.N_MFCC, n_mels=F.N_MELS, **kw),
+            "chroma": lambda: librosa.feature.chroma_stft(y=y, sr=sr, n_chroma=F.N_CHROMA, **kw),
+            "contrast": lambda: librosa.feature.spectral_contrast(y=y, sr=sr, n_bands=F.N_CONTRAST_BANDS, **kw),
+            "tonnetz": lambda: librosa.feature.tonnetz(y=y, sr=sr, hop_length=F.HOP_LENGTH),
+            "zcr": lambda: librosa.feature.zero_crossing_rate(y, frame_length=F.N_FFT, hop_length=F.HOP_LENGTH),
+        }
+        for k, fn in calls.items():
+            naive[k] = naive.get(k, 0.0) + time_call(fn, repeats=1).wall_s
+    audio = float(files["audio_s"].sum())
+    out = []
+    for who, d in (("ours", ours), ("naive", naive)):
+        total = sum(d.values())
+        for k, v in d.items():
+            out.append({"path": who, "stage": k, "seconds": v, "share %": 100 * v / total,
+                        "x real time": audio / v if v else np.inf})
+        out.append({"path": who, "stage": "total", "seconds": total, "share %": 100.0, "x real time": audio / total})
+    return pd.DataFrame(out)
+
+
+def measure_scaling(sample_dir: Path, tmp: Path, *, repeats: int = 2) -> tuple[pd.DataFrame, Path]:
+    from audioreg.extract import extract_many
+
+    meta = pd.read_csv(sample_dir / "metadata.csv", dtype={"track_id": str})
+    files = pd.DataFrame({"track_id": meta["track_id"], "path": [str(sample_dir / p) for p in meta["path"]]})
+    audio = float(meta["duration_ms"].sum() / 1000)
+    rows, last = {}, None
+    cores = os.cpu_count() or 1
+    for workers in sorted({1, 2, min(cores, 4)} if cores > 2 else {1, 2}):
+        walls, loads = [], []
+        for rep in range(repeats):
+            out = tmp / f"extract_w{workers}_{rep}"
+            t0 = time.perf_counter()
+            res = extract_many(files, out, workers=workers, timeout_s=600)
+            walls.append(time.perf_counter() - t0)
+            loads.append(os.getloadavg()[0])
+            if len(res.failures):
+                raise RuntimeError(f"extract_many failed on {len(res.failures)} file(s): {res.failures['reason'].tolist()}")
+            last = out
+        wall = float(np.median(walls))
+        rows[workers] = {"wall s": wall, "x real time": audio / wall, "x real time per worker": audio / wall / workers,
+                         "load avg (1 min) after": float(np.median(loads))}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "workers"
+    table["speed-up"] = table["wall s"].iloc[0] / table["wall s"]
+    return table, last
+
+
+def measure_gru(sample_dir: Path, features_dir: Path, tmp: Path, *, epochs: int, epochs_pool1: int,
+                pools=(16, 8, 4, 2, 1)) -> tuple[pd.DataFrame, int, int, int]:
+    import torch
+
+    from audioreg.extract import array_name
+    from audioreg.targets import TARGETS
+    from audioreg.train import train_gru
+
+    torch.set_num_threads(1)
+    meta = pd.read_csv(sample_dir / "metadata.csv", dtype={"track_id": str})
+    seqs = [np.load(features_dir / array_name(t)) for t in meta["track_id"]]
+    y = meta[list(TARGETS)].to_numpy(dtype=np.float64)
+    n_val = max(2, len(seqs) // 6)
+    tr, va = slice(0, len(seqs) - n_val), slice(len(seqs) - n_val, None)
+    n_train = len(seqs) - n_val
+    frames = int(np.mean([s.shape[0] for s in seqs[tr]]))
+    rows = {}
+    for pool in pools:
+        t0 = time.perf_counter()
+        res = train_gru(seqs[tr], y[tr], seqs[va], y[va], hidden_size=256, num_layers=2, batch_size=16,
+                        epochs=epochs_pool1 if pool == 1 else epochs, frame_pool=pool, device="cpu", checkpoint_dir=tmp / f"gru_fp{pool}",
+                        resume=False, random_state=0)
+        wall = time.perf_counter() - t0
+        sec = res.history["seconds"].to_numpy()
+        best = float(np.min(sec))
+        rows[pool] = {"steps per clip": -(-frames // pool), "epochs": len(sec),
+                      "epoch s (min)": best, "clips/s": n_train / best,
+                      "clips/s epoch 1": n_train / sec[0], "total s": wall,
+                      "load avg (1 min)": os.getloadavg()[0]}
+        log(f"gru frame_pool={pool}: {n_train / best:.2f} clips/s")
+    table = pd.DataFrame.from_dict(rows, orient="index").astype({"steps per clip": int, "epochs": int})
+    table.index.name = "frame_pool"
+    return table, n_train, n_val, frames
+
+
+def write_report(out: Path, text: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    ap.add_argument("--music", type=Path, default=DEFAULT_MUSIC, help="folder of real tracks (default ../shared/data/music)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per file and path (median)")
+    ap.add_argument("--n-sample", type=int, default=24, help="sample-set tracks")
+    ap.add_argument("--seconds", type=float, default=30.0, help="sample-set seconds per track")
+    ap.add_argument("--gru-epochs", type=int, default=2)
+    ap.add_argument("--gru-epochs-pool1", type=int, default=1,
+                    help="epochs at frame_pool=1 (about 2 min each on one core)")
+    ap.add_argument("--memory-child", nargs=3, metavar=("PATH", "FILE", "WARMUP"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return 0
+
+    from audioreg.bench import markdown_table
+    from audioreg.synth import generate_sample_set
+
+    pin_threads()
+    started = time.perf_counter()
+    date = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    load_start = load_avg()
+    music = args.music if args.music.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="audioreg-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        log(f"generating the sample set ({args.n_sample} x {args.seconds:g} s)")
+        sample_dir = tmp / "sample"
+        generate_sample_set(sample_dir, n=args.n_sample, seconds=args.seconds, seed=0, n_jobs=os.cpu_count() or 1)
+        pin_threads()
+        files = collect_files(music, sample_dir)
+        log(f"timing {len(files)} files x {len(PATHS)} paths x {args.repeats} repeats")
+        load_paths = [load_avg()]
+        m = measure_paths(files, repeats=args.repeats)
+        load_paths.append(load_avg())
+        tables = throughput_tables(m)
+        log("memory")
+        mem_file, mem = measure_memory(files)
+        log("stages")
+        stage_files = files[files["corpus"] == ("music" if music is not None else "sample")]
+        stages = measure_stages(stage_files)
+        log("worker scaling")
+        scaling, features_dir = measure_scaling(sample_dir, tmp)
+        log("gru")
+        gru, n_train, n_val, frames = measure_gru(sample_dir, features_dir, tmp, epochs=args.gru_epochs,
+                                                epochs_pool1=args.gru_epochs_pool1)
+    total = time.perf_counter() - started
+    log(f"done in {total:.0f} s")
+
+    # ------------------------------------------------------------------------------ report
+    overall = tables["music" if music is not None else "sample"].loc["overall"]
+    floor_ok = overall["floor / ours"] <= FLOOR_TARGET
+    naive_ok = overall["ours / naive"] >= NAIVE_TARGET
+    speedup2 = float(scaling.loc[2, "speed-up"]) if 2 in scaling.index else float("nan")
+    cmd = " ".join(shlex.quote(a) for a in ["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])])
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `bench/run.py`; every run overwrites this file. Figures are seconds of audio",
+        "processed per wall-clock second (**times real time**) on **one core**: BLAS, OpenMP, numba and",
+        "torch are pinned to one thread in the measuring process. Each figure is total audio seconds over",
+        f"total wall seconds, from the median of {args.repeats} runs per file; the four paths run interleaved",
+        "file by file, so load from other jobs falls on all of them alike.",
+        "",
+        f"- command: `{cmd}` (`make bench` runs `bench/run.py` with no arguments)",
+        f"- date: {date}; bench wall time {total / 60:.1f} min",
+        f"- load average (1/5/15 min): {load_start} at start, {load_paths[0]} before and {load_paths[1]} after the path timings, {load_avg()} at the end",
+    ]
+    lines += [f"- {k}: {v}" for k, v in machine().items()]
+    lines += ["- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()), ""]
+    lines += [
+        "Paths:",
+        "",
+        "- **decode**: `soundfile.read(path, dtype='float32')` (libsndfile), the file's own rate and channels;",
+        "- **decode+resample**: `audioreg.io.load_audio` (decode, mean to mono, soxr HQ to 22,050 Hz): the floor of any CPU extractor;",
+        "- **ours**: `load_audio` + `audioreg.features.extract_features` (one STFT shared by every feature);",
+        "- **naive**: `librosa.load(path, sr=22050)` + `audioreg.features.reference_features` (each feature recomputes its spectrogram; tonnetz via CQT).",
+        "",
+        "## Targets",
+        "",
+        f"| target | measured | met |",
+        f"| --- | ---: | --- |",
+        f"| ours within {FLOOR_TARGET} x the decode+resample floor (floor / ours <= {FLOOR_TARGET}) | {overall['floor / ours']:.2f} | {'yes' if floor_ok else 'no'} |",
+        f"| ours >= {NAIVE_TARGET} x the naive path (ours / naive) | {overall['ours / naive']:.2f} | {'yes' if naive_ok else 'no'} |",
+        f"| near-linear speed-up with workers (2 workers) | {speedup2:.2f} x | {'yes' if speedup2 >= 1.8 else 'no'} (>= 1.8 counted as near-linear) |",
+        "",
+    ]
+    if music is None:
+        lines += [f"**{args.music} is absent**: only the generated sample set was measured.", ""]
+    names = {"music": f"Real tracks ({args.music})", "sample": f"Sample set ({args.n_sample} generated tracks x {args.seconds:g} s, 22.05-48 kHz, mono and stereo)",
+             "all": "All files together"}
+    for key in ("music", "sample", "all"):
+        if key not in tables:
+            continue
+        t = tables[key].astype({"files": int}).rename(columns={"audio_s": "audio s"})
+        lines += [f"## {names[key]}: times real time per core", "", markdown_table(t, index_name="format"), ""]
+    per_file = m.pivot_table(index=["corpus", "format", "file", "audio_s", "sample_rate", "channels"], columns="path",
+                             values="wall_s").reset_index()
+    per_file["file"] = per_file["file"].map(lambda p: Path(p).name)
+    per_file = per_file.astype({"sample_rate": int, "channels": int})
+    for p in PATHS:
+        per_file[p] = per_file["audio_s"] / per_file[p]
+    cpu = m.groupby("path")[["cpu_s", "wall_s"]].sum()
+    lines += [
+        "<details><summary>Per file (times real time per core)</summary>", "",
+        markdown_table(per_file[["corpus", "format", "file", "audio_s", "sample_rate", "channels", *PATHS]].rename(columns={"audio_s": "audio s"}), index=False),
+        "", "</details>", "",
+        "CPU time / wall time of the timed runs (well below 1 means other jobs took the core): "
+        + ", ".join(f"{p} {cpu.loc[p, 'cpu_s'] / cpu.loc[p, 'wall_s']:.2f}" for p in PATHS if p in cpu.index),
+        "",
+        f"## Peak memory on the longest file ({Path(mem_file).name}, {files.set_index('file').loc[mem_file, 'audio_s']:.1f} s)",
+        "",
+        "One fresh child process per path: it runs the path once on a short file of the same format (imports,",
+        "numba compilation), resets its resident-set high-water mark (`/proc/self/clear_refs`), runs the path on",
+        "the file and reads `VmHWM`. *peak - before* is what the file itself costs. *tracemalloc peak* is a",
+        "second run under `tracemalloc` (Python and NumPy allocations only; decoder and soxr buffers are not seen).",
+        "",
+        markdown_table(mem, index_name="path"),
+        "",
+        f"## Where the time goes ({'real tracks' if music is not None else 'sample set'}, one run per file, summed)",
+        "",
+        "Ours: the stages of `extract_features` timed one by one (same calls). Naive: each librosa call of",
+        "`reference_features` on the waveform.",
+        "",
+        markdown_table(stages.set_index(["path", "stage"]).reset_index(), index=False, floatfmt=",.2f"),
+        "",
+        "## Worker scaling: `audioreg.extract.extract_many` over the sample set",
+        "",
+        f"{args.n_sample} files, {args.n_sample * args.seconds:g} s of audio, fresh output folder each time, median of 2 runs;",
+        "workers=1 runs in this process, more workers in a fork process pool (one thread each).",
+        "",
+        markdown_table(scaling, floatfmt=",.2f"),
+        "",
+        "## GRU training throughput",
+        "",
+        f"`audioreg.train.train_gru` on the sample set's features: {n_train} training clips (~{frames} frames each",
+        f"before pooling), {n_val} validation clips, hidden 256, 2 layers, batch 16, CPU, torch on one thread,",
+        f"{args.gru_epochs} epochs per frame_pool ({args.gru_epochs_pool1} at frame_pool=1). An epoch's time includes its",
+        "validation pass and checkpoint writes; *clips/s* uses the fastest epoch (epoch 1 also pays warm-up).",
+        "",
+        markdown_table(gru, floatfmt=",.2f"),
+        "",
+    ]
+    write_report(args.out, "\n".join(lines))
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Tests of audioreg.bench: timing helpers, throughput tables, Markdown formatting."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audioreg import bench
+from audioreg import features as F
+
+from conftest import SR, tone
+
+
+def test_times_real_time_scalar_and_array():
+    assert bench.times_real_time(60.0, 2.0) == pytest.approx(30.0)
+    np.testing.assert_allclose(bench.times_real_time([10.0, 30.0], [1.0, 3.0]), [10.0, 10.0])
+    assert bench.times_real_time(5.0, 0.0) == np.inf
+
+
+def test_ratio_handles_zero():
+    assert bench.ratio(6.0, 2.0) == pytest.approx(3.0)
+    assert np.isnan(bench.ratio(1.0, 0.0))
+
+
+def test_time_call_measures_the_median_and_cpu():
+    calls = []
+
+    def busy():
+        calls.append(1)
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.01:
+            pass
+
+    t = bench.time_call(busy, repeats=3)
+    assert len(calls) == 3
+    assert t.wall_s >= 0.009 and t.cpu_s >= 0.009
+    with pytest.raises(ValueError):
+        bench.time_call(busy, repeats=0)
+
+
+def test_summarize_throughput_totals_over_files():
+    m = pd.DataFrame({
+        "format": ["ogg", "ogg", "mp3", "ogg", "ogg", "mp3"],
+        "file": ["a", "b", "c", "a", "b", "c"],
+        "audio_s": [10.0, 30.0, 60.0, 10.0, 30.0, 60.0],
+        "path": ["fast"] * 3 + ["slow"] * 3,
+        "wall_s": [0.1, 0.3, 0.2, 1.0, 3.0, 6.0],
+    })
+    t = bench.summarize_throughput(m, group="format", overall="overall")
+    assert list(t.index) == ["ogg", "mp3", "overall"]
+    assert t.loc["ogg", "files"] == 2 and t.loc["ogg", "audio_s"] == 40.0
+    # total audio over total wall, not the mean of per-file figures
+    assert t.loc["ogg", "fast"] == pytest.approx(40.0 / 0.4)
+    assert t.loc["mp3", "fast"] == pytest.approx(300.0)
+    assert t.loc["overall", "fast"] == pytest.approx(100.0 / 0.6)
+    assert t.loc["overall", "slow"] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="wall_s"):
+        bench.summarize_throughput(m.drop(columns="wall_s"))
+
+
+def test_markdown_table_layout():
+    df = pd.DataFrame({"n": [1, 2000], "x": [1.25, np.nan], "name": ["a", "b"]}, index=["r1", "r2"])
+    text = bench.markdown_table(df, index_name="row")
+    lines = text.splitlines()
+    assert lines[0] == "| row | n | x | name |"
+    assert lines[1] == "| --- | ---: | ---: | --- |"
+    assert lines[2] == "| r1 | 1 | 1.2 | a |"
+    assert lines[3] == "| r2 | 2,000 |  | b |"
+
+
+def test_feature_stage_times_cover_extract_features():
+    y = tone(440.0, seconds=3.0)
+    stages = bench.feature_stage_times(y=y, sr=SR)
+    assert list(stages) == ["stft", "mel+mfcc", "chroma", "contrast", "tonnetz", "zcr", "stack"]
+    assert all(v >= 0 for v in stages.values())
+
+
+def test_feature_stage_calls_match_extract_features(monkeypatch):
+    """The stages repeat extract_features' calls: the stacked result is the same matrix."""
+    y = tone(440.0, seconds=2.0)
+    seen = {}
+    original = F._stack
+
+    def spy(blocks):
+        out = original(blocks)
+        seen.setdefault("stack", []).append(out)
+        return out
+
+    monkeypatch.setattr(F, "_stack", spy)
+    bench.feature_stage_times(y=y, sr=SR)
+    expected = F.extract_features(y=y, sr=SR)
+    np.testing.assert_array_equal(seen["stack"][0], expected)
+
+
+def test_peak_rss_is_at_least_current():
+    assert bench.peak_rss_mb() >= bench.current_rss_mb() > 0
