@@ -220,6 +220,25 @@ def measure_memory(files: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     return longest["file"], pd.DataFrame.from_dict(rows, orient="index")
 
 
+def measure_long_track(tmp: Path, warmup: str, *, minutes: float = 30.0) -> dict:
+    """Peak memory and speed of `ours` on a generated 30-minute stereo 44.1 kHz FLAC (the issue's memory target)."""
+    import soundfile as sf
+
+    sr, path = 44100, tmp / "long.flac"
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(str(path), "w", sr, 2, subtype="PCM_16") as f:
+        for start in range(0, int(minutes * 60 * sr), 60 * sr):  # written a minute at a time
+            t = (start + np.arange(60 * sr)) / sr
+            tone = 0.2 * np.sin(2 * np.pi * 220.0 * t)
+            f.write((tone[:, None] + 0.02 * rng.standard_normal((t.size, 2))).astype(np.float32))
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "--memory-child", "ours", str(path), warmup],
+                         capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"minutes": minutes, "peak_mb": r["peak_mb"], "before_mb": r["baseline_mb"], "child_wall_s": wall}
+
+
 def measure_stages(files: pd.DataFrame) -> pd.DataFrame:
     """Our per-stage cost and the naive path's per-feature cost, summed over ``files``."""
     import librosa
@@ -346,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from audioreg.bench import markdown_table
+    from audioreg.features import BLOCK_FRAMES
     from audioreg.synth import generate_sample_set
 
     pin_threads()
@@ -367,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         tables = throughput_tables(m)
         log("memory")
         mem_file, mem = measure_memory(files)
+        log("30-minute track")
+        long = measure_long_track(tmp, files[files["format"] == "flac"].sort_values("audio_s").iloc[0]["file"]
+                                  if (files["format"] == "flac").any() else files.iloc[0]["file"])
         log("stages")
         stage_files = files[files["corpus"] == ("music" if music is not None else "sample")]
         stages = measure_stages(stage_files)
@@ -447,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
         "second run under `tracemalloc` (Python and NumPy allocations only; decoder and soxr buffers are not seen).",
         "",
         markdown_table(mem, index_name="path"),
+        "",
+        f"## A {long['minutes']:g}-minute track (generated stereo 44.1 kHz FLAC; target: peak under 1 GB)",
+        "",
+        f"`ours` in a fresh child process as above (decoded in blocks, features in blocks of "
+        f"{BLOCK_FRAMES} frames): peak RSS **{long['peak_mb']:.0f} MiB** "
+        f"({long['before_mb']:.0f} MiB before the file), {'met' if long['peak_mb'] < 1000 else 'NOT met'}; "
+        f"the child took {long['child_wall_s']:.0f} s for warm-up, the file and a second traced run.",
         "",
         f"## Where the time goes ({'real tracks' if music is not None else 'sample set'}, one run per file, summed)",
         "",

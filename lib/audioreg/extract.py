@@ -96,8 +96,7 @@ def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
             use_alarm = False
     try:
         y, sr = load_audio(path, sr=F.SR)
-        long = F.n_frames(y.size) > F.BLOCK_FRAMES  # long tracks in blocks: bounded memory, same values
-        feats = F.extract_features_blocked(y=y, sr=sr) if long else F.extract_features(y=y, sr=sr)
+        feats = F.extract_features(y=y, sr=sr)  # long tracks go in blocks: bounded memory, same values
         atomic_save_npy(Path(out_path), feats)
         return {"ok": True, "n_frames": int(feats.shape[0]), "duration_s": y.size / sr, "seconds": time.perf_counter() - t0}
     except FileTimeout:

@@ -42,6 +42,10 @@ BLOCKS: tuple[tuple[str, int], ...] = (
 )
 N_FEATURES = sum(n for _, n in BLOCKS)  # 46
 
+#: Signals longer than this many frames (~95 s at hop 512) are processed in blocks of this size:
+#: a 30-minute track then peaks at ~0.7 GB instead of several GB, at the same speed.
+BLOCK_FRAMES = 4096
+
 
 def feature_names() -> list[tuple[str, int]]:
     """Names of the 46 columns, as ``(block, index)`` pairs, e.g. ``("mfcc", 3)``."""
@@ -74,6 +78,7 @@ def extract_features(
     sr: int = SR,
     n_fft: int = N_FFT,
     hop_length: int = HOP_LENGTH,
+    block_frames: int | None = None,
 ) -> np.ndarray:
     """One-pass features from a shared STFT.
 
@@ -84,15 +89,26 @@ def extract_features(
         zero-padded by the centred STFT, as librosa does.
     sr : int
         Sample rate of ``y``.
+    block_frames : int or None
+        Signals longer than this many frames are processed in blocks of this many
+        frames (:func:`_extract_blocked`: same values to float rounding, bounded
+        memory); ``None`` means :data:`BLOCK_FRAMES`, ``0`` never uses blocks.
 
     Returns
     -------
     F : np.ndarray [shape=(t, 46)], float32
         ``t = 1 + n // hop_length``; columns as in :func:`feature_names`.
     """
+    y = _check_signal(y)
+    block_frames = BLOCK_FRAMES if block_frames is None else int(block_frames)
+    if block_frames > 0 and n_frames(y.size, hop_length=hop_length) > block_frames:
+        return _extract_blocked(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, block_frames=block_frames)
+    return _extract_whole(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length)
+
+
+def _extract_whole(*, y: np.ndarray, sr: int, n_fft: int, hop_length: int) -> np.ndarray:
     import librosa
 
-    y = _check_signal(y)
     stft = librosa.stft(y, n_fft=n_fft, hop_length=hop_length, center=True)
     mag = np.abs(stft)
     power = mag**2
@@ -151,21 +167,13 @@ def _stack(blocks: list[np.ndarray]) -> np.ndarray:
 
 
 
-#: Tracks longer than this many frames (~95 s at hop 512) are processed in blocks of this size.
-BLOCK_FRAMES = 4096
 
 
-def extract_features_blocked(
-    *,
-    y: np.ndarray,
-    sr: int = SR,
-    n_fft: int = N_FFT,
-    hop_length: int = HOP_LENGTH,
-    block_frames: int = BLOCK_FRAMES,
-) -> np.ndarray:
-    """:func:`extract_features` in blocks of frames, for long signals in bounded memory.
 
-    The same values as :func:`extract_features` (to float rounding), but no array
+def _extract_blocked(*, y: np.ndarray, sr: int, n_fft: int, hop_length: int, block_frames: int) -> np.ndarray:
+    """The features in blocks of frames, for long signals in bounded memory.
+
+    The same values as the whole-signal path (to float rounding), but no array
     larger than one block's STFT plus the ``[128, t]`` mel spectrogram is held:
     a 30-minute track needs about 0.2 GB here instead of several. Two things are not
     framewise and are handled globally: the chroma tuning (pitch peaks of every
@@ -173,20 +181,12 @@ def extract_features_blocked(
     in a second pass) and the ``top_db`` floor of the MFCC's log-mel (applied to the
     whole mel spectrogram).
 
-    Parameters
-    ----------
-    y : np.ndarray [shape=(n,)]
-        Mono waveform.
-    block_frames : int
-        Frames per block.
-
     Returns
     -------
     F : np.ndarray [shape=(1 + n // hop_length, 46)], float32
     """
     import librosa
 
-    y = _check_signal(y)
     n_total = n_frames(y.size, hop_length=hop_length)
     half = n_fft // 2
     mel = np.empty((N_MELS, n_total), np.float32)
