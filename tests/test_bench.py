@@ -25,20 +25,22 @@ def test_ratio_handles_zero():
     assert np.isnan(bench.ratio(1.0, 0.0))
 
 
-def test_time_call_measures_the_median_and_cpu():
-    calls = []
+def test_time_call_measures_the_median_and_cpu(monkeypatch):
+    """Fake clocks: call k takes 1, 5, 3 s of wall time and half of it in CPU time."""
+    clock = {"wall": 0.0, "cpu": 0.0}
+    durations = iter([1.0, 5.0, 3.0])
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["wall"])
+    monkeypatch.setattr(bench.time, "process_time", lambda: clock["cpu"])
 
-    def busy():
-        calls.append(1)
-        t0 = time.process_time()
-        while time.process_time() - t0 < 0.01:
-            pass
+    def work():
+        d = next(durations)
+        clock["wall"] += d
+        clock["cpu"] += d / 2
 
-    t = bench.time_call(busy, repeats=3)
-    assert len(calls) == 3
-    assert t.wall_s >= 0.009 and t.cpu_s >= 0.009
+    t = bench.time_call(work, repeats=3)
+    assert (t.wall_s, t.cpu_s) == (3.0, 1.5)
     with pytest.raises(ValueError):
-        bench.time_call(busy, repeats=0)
+        bench.time_call(work, repeats=0)
 
 
 def test_summarize_throughput_totals_over_files():
