@@ -229,6 +229,7 @@ class FeaturesResult:
     key: str
     computed: int = 0
     reused: int = 0
+    ingest: IngestResult | None = None  # the stage it was built from
 
     def array(self, i: int) -> np.ndarray:
         """Memory-mapped ``[t, 46]`` features of the ``i``-th indexed track."""
@@ -248,13 +249,13 @@ def features(params) -> FeaturesResult:
     out = cfg.data_dir / "features" / key
     if (out / "meta.json").is_file():
         return FeaturesResult(out, pd.read_csv(out / "index.csv", dtype={"track_id": str}),
-                              pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key)
+                              pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key, ingest=ing)
     out.mkdir(parents=True, exist_ok=True)  # arrays already there are complete (atomic writes) and reused
     res = X.extract_many(ing.manifest[["track_id", "path"]], out, workers=int(cfg["workers"]),
                          timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]),
                          scheduler=str(cfg["scheduler"] or "") or None)
     write_features_meta(out, res, key=key, ingest_key=ing.key)
-    return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused)
+    return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused, ingest=ing)
 
 
 def write_features_meta(out_dir: Path, res: X.ExtractResult, **extra) -> dict:
@@ -351,8 +352,7 @@ def split(params) -> SplitResult:
     path = cfg.data_dir / "splits" / f"split-{key}.csv"
     if path.is_file():
         return SplitResult(path, read_split(path), key)
-    ing = ingest(cfg)
-    table = ing.manifest.merge(feats.index[["track_id", "file", "n_frames"]], on="track_id", how="inner")
+    table = feats.ingest.manifest.merge(feats.index[["track_id", "file", "n_frames"]], on="track_id", how="inner")
     if len(table) < 3:
         raise ValueError(f"only {len(table)} tracks have features; at least 3 are needed to split (see {feats.out_dir / 'failures.csv'})")
     table["file"] = [str(feats.out_dir / f) for f in table["file"]]
