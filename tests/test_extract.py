@@ -87,9 +87,11 @@ def test_rerun_reuses_everything_and_recomputes_changed_files(audio_dir, tmp_pat
     pipeline.extract_folder(audio_dir, out, workers=1, progress=False)
     files = sorted(out.glob("*.npy"))
     mtimes = {p: p.stat().st_mtime_ns for p in files}
+    first = pd.read_csv(out / "index.csv").drop(columns="seconds")
     assert main(["extract", str(audio_dir), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
     assert "computed 0, reused 6, failed 1" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+    pd.testing.assert_frame_equal(pd.read_csv(out / "index.csv").drop(columns="seconds"), first)
 
     # a changed audio file is re-extracted, the others are not
     src = tmp_path / "audio"

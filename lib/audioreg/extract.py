@@ -227,14 +227,20 @@ def extract_many(
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, failures, todo = [], [], []
     reused = 0
+    previous = {}  # the last run's index rows: a reused array keeps its recorded duration
+    if (out_dir / "index.csv").is_file():
+        previous = pd.read_csv(out_dir / "index.csv", dtype={"track_id": str}).set_index("file").to_dict("index")
     for tid, path in zip(files["track_id"], files["path"]):
         target = out_dir / array_name(tid)
         if target.is_file():
             try:
                 arr = np.load(target, mmap_mode="r")
                 if arr.ndim == 2 and arr.shape[1] == F.N_FEATURES:
+                    known = previous.get(target.name, {})
+                    duration = (known["duration_s"] if known.get("n_frames") == arr.shape[0]
+                                else (arr.shape[0] - 1) * F.HOP_LENGTH / F.SR)  # arrays of a killed run: from frames
                     rows.append({"track_id": tid, "file": target.name, "n_frames": arr.shape[0],
-                                 "duration_s": (arr.shape[0] - 1) * F.HOP_LENGTH / F.SR, "seconds": 0.0})
+                                 "duration_s": duration, "seconds": 0.0})
                     reused += 1
                     continue
             except (ValueError, OSError) as exc:
