@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"## Where the time goes ({'real tracks' if music is not None else 'sample set'}, one run per file, summed)",
         "",
-        "Ours: the stages of `extract_features` timed one by one (same calls). Naive: each librosa call of",
+        "Ours: the stages of one `extract_features` call, from its own stage clock (`timings=`). Naive: each librosa call of",
         "`reference_features` on the waveform.",
         "",
         markdown_table(stages.set_index(["path", "stage"]).reset_index(), index=False, floatfmt=",.2f"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -152,8 +152,8 @@ def feature_stage_times(
 ) -> dict[str, float]:
     """Seconds spent in each stage of :func:`audioreg.features.extract_features`.
 
-    The stages repeat that function's calls one by one (same parameters), so their
-    sum is close to its run time.
+    Read from the function's own stage clock (its ``timings`` argument), so the stages
+    are exactly the work of one call and sum to its run time.
 
     Parameters
     ----------
@@ -161,48 +161,22 @@ def feature_stage_times(
         Mono waveform at ``sr``.
     sr : int
     repeats : int
-        Median of this many timings per stage.
+        Median of this many calls, stage by stage.
 
     Returns
     -------
     seconds : dict
-        ``stft``, ``mel+mfcc``, ``chroma``, ``contrast``, ``tonnetz``, ``zcr``, ``stack``.
+        Stage name to seconds, in the order the stages first run (``stft``,
+        ``power+contrast+peaks``, ``mel``, ``zcr``, ``chroma``, ``mfcc``, ``tonnetz+stack``).
     """
-    import librosa
-
     from . import features as F
 
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    out: dict[str, float] = {}
-    state: dict[str, np.ndarray] = {}
-
-    def stage(name: str, fn: Callable[[], Mapping[str, np.ndarray]]) -> None:
-        walls = []
-        for _ in range(int(repeats)):
-            t0 = time.perf_counter()
-            result = fn()
-            walls.append(time.perf_counter() - t0)
-        state.update(result)
-        out[name] = float(np.median(walls))
-
-    def spec():
-        stft = librosa.stft(y, n_fft=F.N_FFT, hop_length=F.HOP_LENGTH, center=True)
-        mag = np.abs(stft)
-        return {"mag": mag, "power": mag**2}
-
-    stage("stft", spec)
-    stage("mel+mfcc", lambda: {"mfcc": librosa.feature.mfcc(
-        S=librosa.power_to_db(librosa.feature.melspectrogram(S=state["power"], sr=sr, n_fft=F.N_FFT, n_mels=F.N_MELS)),
-        n_mfcc=F.N_MFCC)})
-    stage("chroma", lambda: {"chroma": librosa.feature.chroma_stft(
-        S=state["power"], sr=sr, n_fft=F.N_FFT, hop_length=F.HOP_LENGTH, n_chroma=F.N_CHROMA)})
-    stage("contrast", lambda: {"contrast": librosa.feature.spectral_contrast(
-        S=state["mag"], sr=sr, n_fft=F.N_FFT, hop_length=F.HOP_LENGTH, n_bands=F.N_CONTRAST_BANDS)})
-    stage("tonnetz", lambda: {"tonnetz": librosa.feature.tonnetz(chroma=state["chroma"], sr=sr)})
-    stage("zcr", lambda: {"zcr": librosa.feature.zero_crossing_rate(
-        y, frame_length=F.N_FFT, hop_length=F.HOP_LENGTH, center=True)})
-    stage("stack", lambda: {"F": F._stack([state[k] for k in ("mfcc", "chroma", "contrast", "tonnetz", "zcr")])})
-    return out
+    runs = []
+    for _ in range(max(1, int(repeats))):
+        timings: dict[str, float] = {}
+        F.extract_features(y=y, sr=sr, timings=timings)
+        runs.append(timings)
+    return {k: float(np.median([r.get(k, 0.0) for r in runs])) for k in runs[0]}
 
 
 def reset_peak_rss() -> bool:
