@@ -133,3 +133,40 @@ def test_missing_distributed_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r'pip install "audioreg\[cluster\]"'):
         extract_many(files, tmp_path / "out", scheduler="tcp://127.0.0.1:8786")
     assert not (tmp_path / "out" / "index.csv").exists()
+
+
+def test_torch_device_path_agrees_with_the_cpu_cache(audio_dir, tmp_path, capsys):
+    """`--device torch-cpu`: workers decode, features in batches with torch; same rows and failures,
+    values within features_torch.TOLERANCES of the compiled CPU path."""
+    pytest.importorskip("torch")
+    from audioreg.features_torch import TOLERANCES
+    from audioreg.features import BLOCKS
+
+    assert main(["extract", str(audio_dir), "--out", str(tmp_path / "cpu"), "--workers", "1", "--no-progress"]) == 0
+    assert main(["extract", str(audio_dir), "--out", str(tmp_path / "torch"), "--workers", "2", "--device", "torch-cpu",
+                 "--batch-size", "4", "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("computed 6, reused 0, failed 1") == 2
+    cpu, torch_ = _snapshot(tmp_path / "cpu"), _snapshot(tmp_path / "torch")
+    pd.testing.assert_frame_equal(torch_[0], cpu[0])
+    pd.testing.assert_frame_equal(torch_[1], cpu[1])
+    assert torch_[3]["device"] == "torch-cpu" and cpu[3]["device"] == "cpu"
+    for f in cpu[0]["file"]:
+        a, b = np.load(tmp_path / "cpu" / f), np.load(tmp_path / "torch" / f)
+        start = 0
+        for name, n in BLOCKS:
+            np.testing.assert_allclose(b[:, start : start + n], a[:, start : start + n], rtol=0,
+                                       atol=TOLERANCES[name], err_msg=f"{f} {name}")
+            start += n
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "tpu"], "device must be cpu, auto, cuda, cuda:N or torch-cpu, not 'tpu'"),
+    (["--device", "torch-cpu", "--scheduler", "tcp://127.0.0.1:1"], "a Dask scheduler and a torch device cannot be combined"),
+])
+def test_bad_device_is_a_clear_error(audio_dir, tmp_path, capsys, args, message):
+    pytest.importorskip("torch")
+    if "--scheduler" in args:
+        pytest.importorskip("distributed")
+    assert main(["extract", str(audio_dir), "--out", str(tmp_path / "x"), "--no-progress", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not list((tmp_path / "x").glob("*.npy"))

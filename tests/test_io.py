@@ -77,22 +77,25 @@ def test_read_metadata_errors_name_the_file(tmp_path):
         io.read_metadata(p2)
     p3 = tmp_path / "notempo.csv"
     _metadata([{"track_id": "a"}]).drop(columns=["tempo"]).to_csv(p3, index=False)
-    with pytest.raises(io.MetadataError, match="missing target column"):
+    with pytest.raises(io.MetadataError, match=r"notempo\.csv: missing column 'tempo'"):
         io.read_metadata(p3)
 
 
 def test_validate_labels_lists_each_bad_row(tmp_path):
     df = _metadata([{"track_id": "ok"}, {"track_id": "k", "key": -1}, {"track_id": "t", "tempo": 0.0},
                     {"track_id": "l", "loudness": 2.0}, {"track_id": "n", "energy": np.nan},
-                    {"track_id": "d"}, {"track_id": "d"}])
+                    {"track_id": "d"}, {"track_id": "d"}, {"track_id": "c"}, {"track_id": "c", "energy": 0.2}])
     df.insert(0, "row", range(2, 2 + len(df)))
     probs = io.validate_labels(df).set_index("row")["reason"]
     assert 2 not in probs.index
-    assert probs[3] == "key=-1 outside [0, 11]"
-    assert probs[4] == "tempo=0 outside [1, 300]"
+    assert probs[3] == "key=-1 outside [0, 11] (Spotify's -1: no key detected)"
+    assert probs[4] == "tempo=0 outside [1, 300] (Spotify's 0: no beat detected)"
     assert probs[5] == "loudness=2 outside [-60, 0]"
-    assert "energy is missing" in probs[6]
-    assert probs[7] == probs[8] == "duplicated track_id (first at row 7)"
+    assert probs[6] == "energy is missing (empty or NaN)"
+    assert 7 not in probs.index  # the first of two identical rows is kept
+    assert probs[8] == "duplicate of row 7 (same track_id and labels)"
+    assert probs[9] == "track_id also at row 10 with different labels"
+    assert probs[10] == "track_id also at row 9 with different labels"
 
 
 def test_normalize_name():

@@ -66,7 +66,7 @@ def test_bad_rows_and_bad_files_are_listed_and_good_files_still_extracted(params
     reasons = ing.problems.set_index("track_id")["reason"]
     assert "empty file (0 bytes)" in reasons[meta["track_id"][0]]
     assert "not a readable audio file" in reasons[meta["track_id"][1]]
-    assert reasons[meta["track_id"][3]] == "tempo=0 outside [1, 300]"
+    assert reasons[meta["track_id"][3]] == "tempo=0 outside [1, 300] (Spotify's 0: no beat detected)"
     assert "'audio/ghost.wav', which does not exist" in reasons["ghost"]
     assert len(ing.manifest) == 14 - 3
     feats = pipeline.features(p)

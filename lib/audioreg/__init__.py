@@ -15,6 +15,7 @@ _SUBMODULES = (
     "data",
     "extract",
     "features",
+    "features_torch",
     "io",
     "labels",
     "metrics",

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--workers", type=int, default=0, metavar="N", help="local processes; 0 means all cores (ignored with --scheduler)")
     e.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler address, e.g. tcp://host:8786 (workers must see AUDIO_DIR and FEATURES_DIR at the same paths)")
+    e.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="cpu (default), cuda, cuda:N, auto (a GPU when torch sees one) or torch-cpu: on a torch device, "
+                        "workers decode and features are computed in batches (values within features_torch.TOLERANCES)")
+    e.add_argument("--batch-size", type=int, default=16, metavar="N", help="tracks per batch on a torch device")
     e.add_argument("--timeout", type=float, default=120.0, metavar="S", help="per-file timeout in seconds, 0 for none (not enforced on Dask workers)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -58,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             res = extract_folder(args.audio_dir, args.out, workers=args.workers, scheduler=args.scheduler,
-                                 timeout_s=args.timeout, progress=not args.no_progress)
-        except (ImportError, FileNotFoundError, ValueError, OSError) as exc:
+                                 timeout_s=args.timeout, progress=not args.no_progress, device=args.device,
+                                 batch_size=args.batch_size)
+        except (ImportError, FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
             print(f"audioreg: error: {exc}", file=sys.stderr)
             return 2
         print(f"computed {res.computed}, reused {res.reused}, failed {len(res.failures)}")

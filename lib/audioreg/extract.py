@@ -4,6 +4,8 @@ The feature functions in :mod:`audioreg.features` are pure; this module owns fil
 iteration, the per-file timeout, parallelism, atomic writes and the failures table.
 A cache folder holds ``<name>.npy`` per track (written atomically, so a file that
 exists is complete), ``index.csv`` (the aligned index) and ``failures.csv``.
+A killed run leaves at most temp files (``.<name>.<host>-<pid>.tmp``), which are never
+read and are deleted by the next run once their writer is gone.
 
 Two backends run :func:`extract_file` over the files, with the same output: a local
 process pool (``workers``), or a Dask distributed cluster (``scheduler``, an address
@@ -27,6 +29,7 @@ import os
 import re
 import hashlib
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -46,29 +49,108 @@ _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
 
 
 def array_name(track_id: str) -> str:
-    """File name of a track's feature matrix (track ids that are unsafe as file names are hashed)."""
+    """File name of a track's feature matrix (track ids that are unsafe as file names are hashed).
+
+    The hash is of the id's UTF-8 bytes; an id from a file name with undecodable bytes
+    (held by Python as lone surrogates) hashes those original bytes.
+    """
     tid = str(track_id)
     if _SAFE.match(tid):
         return f"{tid}.npy"
-    return f"id-{hashlib.sha1(tid.encode('utf-8')).hexdigest()[:16]}.npy"
+    return f"id-{hashlib.sha1(tid.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}.npy"
+
+
+def _temp_path(path: Path) -> Path:
+    """The temp file an atomic write goes through: hidden, and named by its writer (host, pid)."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
+
+
+_TEMP = re.compile(r"^\.(?:.+\.npy|index\.csv|failures\.csv)\.(?P<host>.+)-(?P<pid>\d+)\.tmp$")
+
+
+def _remove_stale_temps(out_dir: Path) -> int:
+    """Delete temp files that a killed writer on this host left in ``out_dir``; returns how many.
+
+    A temp file is never read (only a rename gives it a final name); this only frees
+    the space. Temp files of a live process, or of another host, are left alone.
+    """
+    host, removed = socket.gethostname(), 0
+    for p in out_dir.glob(".*.tmp"):
+        m = _TEMP.match(p.name)
+        if not m or m["host"] != host:
+            continue
+        try:
+            os.kill(int(m["pid"]), 0)
+            continue  # its writer still runs
+        except ProcessLookupError:
+            pass
+        except OSError:  # exists, owned by someone else
+            continue
+        p.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` through a temp file and a rename."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = _temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _utf8_text(value):
+    """``value``, with text that UTF-8 cannot encode escaped (``"bad\\xff name"``).
+
+    A file name with bytes that are not UTF-8 reaches Python as lone surrogates
+    (``"bad\\udcff name"``); the original bytes are written as ``\\xNN`` escapes.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate that does not stand for a byte
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def atomic_write_csv(path: Path, df: pd.DataFrame) -> None:
+    """Write ``df`` as UTF-8 CSV through a temp file and a rename.
+
+    Text that is not valid Unicode (names with undecodable bytes) is written with
+    those bytes escaped (:func:`_utf8_text`), so the file is always valid UTF-8.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]) and not _utf8_ok(df[c])]
+    if bad:
+        df = df.copy()
+        for c in bad:
+            df[c] = df[c].map(_utf8_text)
+    tmp = _temp_path(path)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _utf8_ok(col: pd.Series) -> bool:
+    try:
+        "\n".join(v for v in col if isinstance(v, str)).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 class FileTimeout(TimeoutError):
@@ -79,14 +161,12 @@ def _on_alarm(signum, frame):  # pragma: no cover - exercised through extract_fi
     raise FileTimeout()
 
 
-def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
-    """Decode one file, compute its features and save them atomically.
+def _guarded(path: str, timeout_s: float, work) -> dict:
+    """Run ``work()`` (which returns a result dict) under the per-file timeout.
 
-    Returns a result dict: ``ok``, ``n_frames``, ``duration_s``, ``seconds`` or ``reason``.
-    Exceptions are turned into a ``reason`` naming the file, so one bad file never
-    stops a batch.
+    Exceptions are turned into ``{"ok": False, "reason": ...}`` naming the file, so one
+    bad file never stops a batch.
     """
-    t0 = time.perf_counter()
     use_alarm = timeout_s and timeout_s > 0 and hasattr(signal, "SIGALRM")
     if use_alarm:
         try:
@@ -95,22 +175,54 @@ def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
         except ValueError:  # not in the main thread: no timeout available
             use_alarm = False
     try:
-        y, sr = load_audio(path, sr=F.SR)
-        feats = F.extract_features(y=y, sr=sr)  # long tracks go in blocks: bounded memory, same values
-        atomic_save_npy(Path(out_path), feats)
-        return {"ok": True, "n_frames": int(feats.shape[0]), "duration_s": y.size / sr, "seconds": time.perf_counter() - t0}
+        return work()
     except FileTimeout:
-        return {"ok": False, "reason": f"timed out after {timeout_s:g} s"}
+        return {"ok": False, "reason": f"{path}: timed out after {timeout_s:g} s"}
     except Exception as exc:  # one bad file must never stop the batch: record why
-        msg = str(exc).strip().splitlines()
-        text = msg[0] if msg else ""
-        if str(path) not in text:
-            text = f"{path}: {text}" if text else str(path)
-        return {"ok": False, "reason": f"{type(exc).__name__}: {text}"}
+        return {"ok": False, "reason": _reason(path, exc)}
     finally:
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+
+
+def _reason(path: str, exc: BaseException) -> str:
+    """``"<ExceptionType>: <path>: <first line of the message>"``."""
+    msg = str(exc).strip().splitlines()
+    text = msg[0] if msg else ""
+    if str(path) not in text:
+        text = f"{path}: {text}" if text else str(path)
+    return f"{type(exc).__name__}: {text}"
+
+
+def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
+    """Decode one file, compute its features and save them atomically.
+
+    Returns a result dict: ``ok``, ``n_frames``, ``duration_s``, ``seconds`` or ``reason``.
+    Exceptions are turned into a ``reason`` naming the file, so one bad file never
+    stops a batch.
+    """
+    t0 = time.perf_counter()
+
+    def work():
+        y, sr = load_audio(path, sr=F.SR)
+        feats = F.extract_features(y=y, sr=sr)  # long tracks go in blocks: bounded memory, same values
+        atomic_save_npy(Path(out_path), feats)
+        return {"ok": True, "n_frames": int(feats.shape[0]), "duration_s": y.size / sr,
+                "seconds": time.perf_counter() - t0}
+
+    return _guarded(path, timeout_s, work)
+
+
+def decode_file(path: str, *, timeout_s: float = 0.0) -> dict:
+    """Decode one file for the batched torch path: ``ok``, ``y``, ``duration_s``, ``seconds`` or ``reason``."""
+    t0 = time.perf_counter()
+
+    def work():
+        y, sr = load_audio(path, sr=F.SR)
+        return {"ok": True, "y": y, "duration_s": y.size / sr, "seconds": time.perf_counter() - t0}
+
+    return _guarded(path, timeout_s, work)
 
 
 def _one_blas_thread():
@@ -184,6 +296,99 @@ class ExtractResult:
     reused: int
 
 
+def feature_device(device: str | None):
+    """Where features are computed: ``None`` for the compiled CPU path, else a torch device.
+
+    ``"cpu"`` (or empty) is :func:`audioreg.features.extract_features`; ``"auto"`` is CUDA
+    when torch sees a GPU, else the CPU path; ``"cuda"``, ``"cuda:1"``... run
+    :func:`audioreg.features_torch.extract_features_batch` on that GPU (an error if there
+    is none); ``"torch-cpu"`` runs that torch path on the CPU (to check it without a GPU).
+    """
+    name = str(device or "cpu").strip().lower()
+    if name == "cpu":
+        return None
+    import torch
+
+    from .train import resolve_device
+
+    if name == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else None
+    if name == "torch-cpu":
+        return torch.device("cpu")
+    if not name.startswith("cuda"):
+        raise ValueError(f"device must be cpu, auto, cuda, cuda:N or torch-cpu, not {device!r}")
+    return resolve_device(name)
+
+
+def _extract_batched(todo: list, record, bar, *, device, batch_size: int, n_workers: int, timeout_s: float) -> None:
+    """The torch path: files decoded by ``n_workers`` processes, features in batches on ``device``.
+
+    At most three batches of decoded audio are held at a time. A batch that fails (e.g.
+    out of device memory) is retried track by track, so only the track that fails is
+    recorded as a failure.
+    """
+    from .features_torch import extract_features_batch
+
+    batch: list = []
+
+    def flush():
+        if not batch:
+            return
+        t0 = time.perf_counter()
+        try:
+            feats = extract_features_batch([res["y"] for _, res in batch], sr=F.SR, device=device)
+        except Exception:  # isolate the track that fails
+            feats = []
+            for (_, path, _), res in batch:
+                try:
+                    feats.append(extract_features_batch([res["y"]], sr=F.SR, device=device)[0])
+                except Exception as exc:
+                    feats.append(exc)
+        share = (time.perf_counter() - t0) / len(batch)
+        for ((tid, path, target), res), f in zip(batch, feats):
+            if isinstance(f, Exception):
+                record(tid, path, target, {"ok": False, "reason": _reason(path, f)})
+                continue
+            try:
+                atomic_save_npy(Path(target), f)
+            except OSError as exc:
+                record(tid, path, target, {"ok": False, "reason": _reason(path, exc)})
+                continue
+            record(tid, path, target, {"ok": True, "n_frames": int(f.shape[0]), "duration_s": res["duration_s"],
+                                       "seconds": res["seconds"] + share})
+        batch.clear()
+
+    def take(item, res):
+        if not res["ok"]:
+            record(*item, res)
+        else:
+            batch.append((item, res))
+            if len(batch) >= batch_size:
+                flush()
+        bar.update()
+
+    if n_workers <= 1:
+        for item in todo:
+            take(item, decode_file(item[1], timeout_s=timeout_s))
+    else:
+        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as pool:
+            queue, pending = list(todo), {}
+            while queue or pending:
+                while queue and len(pending) < 2 * batch_size:
+                    item = queue.pop(0)
+                    pending[pool.submit(decode_file, item[1], timeout_s=timeout_s)] = item
+                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    item = pending.pop(fut)
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # a worker died: record it, keep going
+                        res = {"ok": False, "reason": f"worker failed on {item[1]}: {type(exc).__name__}: {exc}"}
+                    take(item, res)
+    flush()
+
+
 def resolve_workers(workers: int) -> int:
     """``0`` means all cores."""
     workers = int(workers)
@@ -198,6 +403,8 @@ def extract_many(
     timeout_s: float = 120.0,
     progress: bool = False,
     scheduler: str | None = None,
+    device: str = "cpu",
+    batch_size: int = 16,
 ) -> ExtractResult:
     """Extract features for ``files`` (columns ``track_id``, ``path``) into ``out_dir``.
 
@@ -215,16 +422,39 @@ def extract_many(
     scheduler : address of a Dask distributed scheduler (``tcp://host:8786``); None or
         "" uses the local pool. Workers must see ``files["path"]`` and ``out_dir`` at
         the same paths (shared filesystem).
+    device : ``"cpu"`` (default: :func:`audioreg.features.extract_features` in each
+        worker), ``"auto"``, ``"cuda"``, ``"cuda:N"`` or ``"torch-cpu"`` (see
+        :func:`feature_device`). On a torch device, ``workers`` processes decode and the
+        features are computed in batches of ``batch_size`` tracks by
+        :func:`audioreg.features_torch.extract_features_batch`: the same layout, values
+        within its ``TOLERANCES`` of the CPU path rather than byte-identical.
+    batch_size : tracks per batch on a torch device.
 
     A file that fails, times out, or whose worker dies becomes a row of ``failures.csv``
     naming the file; the batch always goes on. The arrays and tables do not depend on
     the backend.
+
+    A killed run leaves only complete arrays under final names; the next run reuses
+    them and deletes the temp files the killed writers left. Reused arrays keep the
+    ``duration_s`` recorded in ``index.csv``; arrays finished by a killed run, which
+    never wrote its index, get it from their frame count (within one hop, 23 ms).
+
+    File names with bytes that are not UTF-8 (Python holds them as lone surrogates)
+    are extracted like any other; the returned frames keep the names as Python holds
+    them, while ``index.csv`` and ``failures.csv`` write those bytes as ``\\xNN``
+    escapes (``bad\\xff name.wav``), so both files are always valid UTF-8.
     """
     from tqdm.auto import tqdm
 
     distributed = _import_distributed(scheduler) if scheduler else None  # fail before any work
+    torch_device = feature_device(device)
+    if torch_device is not None and scheduler:
+        raise ValueError("a Dask scheduler and a torch device cannot be combined: the cluster's workers "
+                         "compute features on their CPUs (drop --device, or --scheduler)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if n := _remove_stale_temps(out_dir):
+        log.info("%s: deleted %d temp file(s) left by a killed run", out_dir, n)
     rows, failures, todo = [], [], []
     reused = 0
     previous = {}  # the last run's index rows: a reused array keeps its recorded duration
@@ -264,6 +494,9 @@ def extract_many(
                 bar.update()
         finally:
             client.close()
+    elif torch_device is not None:
+        _extract_batched(todo, record, bar, device=torch_device, batch_size=max(1, int(batch_size)),
+                         n_workers=n_workers, timeout_s=timeout_s)
     elif n_workers <= 1:
         with _one_blas_thread():
             for tid, path, target in todo:

@@ -7,12 +7,14 @@ block                     dims   computed from
 ========================  =====  ================================================
 MFCC                      20     log-mel power spectrogram (128 mel bands)
 chroma                    12     STFT power spectrogram (tuning estimated per track)
-spectral contrast         7      STFT magnitude (6 bands + valley)
+spectral contrast         7      STFT magnitude: peak - valley (dB) of 7 octave bands
 tonnetz                   6      the chroma above
 zero-crossing rate        1      waveform, frame 2048, hop 512, centred
 ========================  =====  ================================================
 
-:func:`extract_features` computes one STFT and derives every block from it.
+:func:`extract_features` computes one STFT and derives every block from it;
+:func:`audioreg.features_torch.extract_features_batch` is the same on a GPU, for
+batches of tracks.
 :func:`reference_features` is the straightforward path (each librosa feature
 function called on the waveform, tonnetz through a CQT chroma), kept to compare
 values and speed side by side.

@@ -129,7 +129,13 @@ def _mse(ref: np.ndarray, est) -> float:
 
 
 def _round_half_up(values: np.ndarray) -> np.ndarray:
-    return np.floor(values + 0.5)
+    """Nearest integer, halves up (11.5 -> 12, -0.5 -> 0), exact for every finite float.
+
+    ``floor(x + 0.5)`` is not: the sum rounds, so 0.49999999999999994 gives 1 and odd
+    integers above 2**52 gain 1. ``x - floor(x)`` is exact, and so is its comparison with 0.5.
+    """
+    low = np.floor(values)
+    return low + (values - low >= 0.5)
 
 
 def _check_integer_labels(ref: np.ndarray, *, target: str) -> None:

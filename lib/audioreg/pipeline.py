@@ -29,7 +29,7 @@ from .targets import TARGETS
 
 log = logging.getLogger(__name__)
 
-INGEST_VERSION = "1"
+INGEST_VERSION = "2"
 SPLIT_VERSION = "1"
 
 #: Parameters each stage reads, with the value used when a notebook does not declare it.
@@ -44,6 +44,8 @@ STAGE_DEFAULTS = {
     "seed": 0,
     "workers": 0,
     "scheduler": "",
+    "extract_device": "cpu",
+    "extract_batch_size": 16,
     "file_timeout_s": 120.0,
     "val_fraction": 0.15,
     "test_fraction": 0.15,
@@ -244,8 +246,11 @@ def features(params) -> FeaturesResult:
     """
     cfg = config(params)
     ing = ingest(cfg)
+    torch_device = X.feature_device(cfg["extract_device"])
     key = digest({"tracks": sorted(zip(ing.manifest["track_id"], ing.manifest["sha256"])) if len(ing.manifest) else [],
-                  "features": F.feature_params()})
+                  "features": F.feature_params(),
+                  # the torch path agrees within tolerance, not bit for bit: its arrays get their own folder
+                  **({"computed_with": "torch"} if torch_device is not None else {})})
     out = cfg.data_dir / "features" / key
     if (out / "meta.json").is_file():
         return FeaturesResult(out, pd.read_csv(out / "index.csv", dtype={"track_id": str}),
@@ -253,8 +258,9 @@ def features(params) -> FeaturesResult:
     out.mkdir(parents=True, exist_ok=True)  # arrays already there are complete (atomic writes) and reused
     res = X.extract_many(ing.manifest[["track_id", "path"]], out, workers=int(cfg["workers"]),
                          timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]),
-                         scheduler=str(cfg["scheduler"] or "") or None)
-    write_features_meta(out, res, key=key, ingest_key=ing.key)
+                         scheduler=str(cfg["scheduler"] or "") or None, device=str(cfg["extract_device"]),
+                         batch_size=int(cfg["extract_batch_size"]))
+    write_features_meta(out, res, key=key, ingest_key=ing.key, device=str(cfg["extract_device"]))
     return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused, ingest=ing)
 
 
@@ -298,15 +304,18 @@ def extract_folder(
     scheduler: str | None = None,
     timeout_s: float = 120.0,
     progress: bool = True,
+    device: str = "cpu",
+    batch_size: int = 16,
 ) -> X.ExtractResult:
     """Features of every audio file below ``audio_dir``, in the notebooks' cache layout.
 
     ``out_dir`` gets ``<track_id>.npy`` per file (track id = file stem), ``index.csv``,
     ``failures.csv`` and, last, ``meta.json`` (feature parameters and names, and each
     file's size and mtime). A re-run reuses every finished array; an array whose audio
-    file changed size or mtime since the last run is recomputed. ``workers`` and
-    ``scheduler`` are as in :func:`audioreg.extract.extract_many`; the output does not
-    depend on them.
+    file changed size or mtime since the last run is recomputed. ``workers``,
+    ``scheduler``, ``device`` and ``batch_size`` are as in
+    :func:`audioreg.extract.extract_many`; the output does not depend on the first two,
+    and a torch ``device`` agrees within :data:`audioreg.features_torch.TOLERANCES`.
     """
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     files = audio_files(audio_dir)
@@ -325,8 +334,8 @@ def extract_folder(
         meta_path.unlink()  # written again last: a folder without it is being (re)built
     out_dir.mkdir(parents=True, exist_ok=True)
     res = X.extract_many(files[["track_id", "path"]], out_dir, workers=workers, timeout_s=timeout_s,
-                         progress=progress, scheduler=scheduler or None)
-    write_features_meta(out_dir, res, audio_dir=str(audio_dir.resolve()),
+                         progress=progress, scheduler=scheduler or None, device=device, batch_size=batch_size)
+    write_features_meta(out_dir, res, audio_dir=str(audio_dir.resolve()), device=device,
                         files={t: [int(a), int(b)] for t, a, b in zip(files["track_id"], files["size"], files["mtime_ns"])})
     return res
 
@@ -437,8 +446,9 @@ def prediction_matrix(df: pd.DataFrame, prefix: str = "pred_") -> np.ndarray:
 def gru_checkpoint_dir(params, split_key: str) -> Path:
     """Checkpoint folder of one GRU configuration: resumable, and never reused by other settings."""
     cfg = config(params)
-    keys = ("hidden_size", "num_layers", "dropout", "layer_norm", "lr", "weight_decay", "batch_size", "frame_pool", "seed", "epochs")
-    key = digest({"split": split_key, **{k: cfg.params.get(k) for k in keys if k != "epochs"}})
+    keys = ("hidden_size", "num_layers", "dropout", "layer_norm", "lr", "weight_decay", "batch_size", "frame_pool",
+            "grad_clip", "seed")  # not epochs: a longer run resumes the shorter one
+    key = digest({"split": split_key, **{k: cfg.params.get(k) for k in keys}})
     return cfg.run_dir / "gru" / f"ckpt-{key}"
 
 

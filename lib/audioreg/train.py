@@ -6,6 +6,11 @@ Data flow: frame sequences [t_i, 46] -> :class:`SequenceDataset` (mean-pool bloc
 the GRU. :func:`train_gru` writes ``last.pt``, ``best.pt`` and ``history.csv`` into a
 checkpoint folder and resumes from ``last.pt``; :func:`predict_gru` returns raw target units.
 
+Faults: every file is written to a temporary name, flushed to disk and renamed, so a run
+killed at any point leaves the previous epoch's files intact. Temporary files left by a
+killed writer are deleted when training starts again; an unreadable ``last.pt`` (cut short
+by a crash of the machine or of the disk) makes the run resume from ``best.pt`` instead.
+
 Randomness: :func:`train_gru` never leaves a trace on the caller's global RNGs. Weight init
 and dropout draw from torch's global generator, so the run is wrapped in
 :func:`torch.random.fork_rng`: inside, torch (and, for completeness, NumPy's and Python's
@@ -41,6 +46,7 @@ from audioreg.models import GRURegressor, _streaming_moments
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CheckpointError",
     "LengthBucketSampler",
     "SequenceDataset",
     "TrainResult",
@@ -59,6 +65,17 @@ STD_FLOOR = 1e-6
 
 CHECKPOINT_FORMAT = 1
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds", "is_best")
+#: Files :func:`train_gru` writes into its checkpoint folder.
+CHECKPOINT_FILES = ("last.pt", "best.pt", "history.csv")
+#: Entries a checkpoint needs to be resumed from or predicted with.
+CHECKPOINT_KEYS = frozenset(
+    {"model_config", "model_state", "optimizer_state", "normalizers", "frame_pool",
+     "train_config", "epoch", "best_val_loss", "best_epoch", "history", "rng_states"}
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file exists but cannot be read back (truncated, corrupt, or not ours)."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -367,12 +384,22 @@ def _plain(obj: Any) -> Any:
     return str(obj)  # Path, datetime from YAML, ...
 
 
+def _tmp_prefix(name: str) -> str:
+    return f".{name}."
+
+
 def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, fsync it, then rename it.
+
+    The fsync makes the rename publish complete data even if the machine (not only the
+    process) dies: without it a crash can leave an empty or short file at ``path``.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path.name), suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "r+b") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -426,7 +453,52 @@ def _seed_global_rngs(seed: int, device: torch.device) -> None:
 
 
 def _load(path: str | os.PathLike) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Read a checkpoint on the CPU; :class:`CheckpointError` if it is not a complete one."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... here
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
+    missing = CHECKPOINT_KEYS - set(checkpoint) if isinstance(checkpoint, dict) else CHECKPOINT_KEYS
+    if missing:
+        raise CheckpointError(f"{path}: not a train_gru checkpoint (missing {sorted(missing)})")
+    return checkpoint
+
+
+def _remove_stale_temp_files(checkpoint_dir: Path) -> None:
+    """Delete temporary files a killed writer left behind; they are never read."""
+    for name in CHECKPOINT_FILES:
+        for tmp in checkpoint_dir.glob(f"{_tmp_prefix(name)}*.tmp"):
+            logger.info("removing %s, left by an interrupted write", tmp)
+            tmp.unlink(missing_ok=True)
+
+
+def _resume_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
+    """The checkpoint to resume from: ``last.pt``, or ``best.pt`` when ``last.pt`` is unreadable.
+
+    After falling back, ``last.pt`` and ``history.csv`` are rewritten from ``best.pt`` so the
+    folder is consistent again; the epochs after the best one are trained anew (with the
+    stored RNG states, they come out the same).
+    """
+    last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+    if not last_path.exists():
+        return None
+    try:
+        return _load(last_path)
+    except CheckpointError as exc:
+        advice = f"delete {checkpoint_dir} or pass resume=False to start over"
+        if not best_path.exists():
+            raise CheckpointError(f"{exc}; no best.pt to fall back to: {advice}") from exc
+        try:
+            checkpoint = _load(best_path)
+        except CheckpointError as best_exc:
+            raise CheckpointError(f"{exc}; and {best_exc}: {advice}") from best_exc
+        logger.warning("%s; resuming from %s (epoch %d)", exc, best_path, checkpoint["epoch"])
+        _save_epoch(checkpoint_dir, checkpoint, is_best=False, source=best_path)
+        return checkpoint
 
 
 def load_checkpoint(
@@ -450,6 +522,11 @@ def load_checkpoint(
         ``best_val_loss``, ``best_epoch``, ``history`` (list of dicts), ``rng_states``,
         ``normalizers`` (float64 tensors), ``model_config``, ``frame_pool``, ``train_config``,
         ``params`` (the merged run parameters).
+
+    Raises
+    ------
+    CheckpointError
+        If ``path`` exists but is not a complete checkpoint (e.g. a truncated file).
     """
     checkpoint = _load(path)
     model = GRURegressor(**checkpoint["model_config"])
@@ -467,10 +544,18 @@ def _normalizers_to_numpy(normalizers: Mapping[str, Any]) -> dict[str, np.ndarra
 # --------------------------------------------------------------------------------------------
 
 
-def _save_epoch(checkpoint_dir: Path, state: dict[str, Any], *, is_best: bool) -> None:
-    """Write ``last.pt``, ``best.pt`` (when ``is_best``) and ``history.csv``, each atomically."""
+def _save_epoch(
+    checkpoint_dir: Path, state: dict[str, Any], *, is_best: bool, source: Path | None = None
+) -> None:
+    """Write ``last.pt``, ``best.pt`` (when ``is_best``) and ``history.csv``, each atomically.
+
+    With ``source``, ``last.pt`` is a byte copy of that file (which holds ``state``).
+    """
     last_path = checkpoint_dir / "last.pt"
-    _atomic_write(last_path, lambda tmp: torch.save(state, tmp))
+    if source is None:
+        _atomic_write(last_path, lambda tmp: torch.save(state, tmp))
+    else:
+        _atomic_write(last_path, lambda tmp: shutil.copyfile(source, tmp))
     if is_best:
         _atomic_write(checkpoint_dir / "best.pt", lambda tmp: shutil.copyfile(last_path, tmp))
     history = pd.DataFrame(state["history"], columns=list(HISTORY_COLUMNS))
@@ -584,9 +669,9 @@ def train_gru(
     random_state : int
         Seeds weight init, dropout and batch order.
     resume : bool
-        Continue from ``checkpoint_dir/last.pt`` when it exists. The model config and
-        ``frame_pool`` must match it; ``lr`` and ``weight_decay`` of this call win over the
-        stored optimizer's.
+        Continue from ``checkpoint_dir/last.pt`` when it exists (from ``best.pt`` when
+        ``last.pt`` is unreadable). The model config and ``frame_pool`` must match it; ``lr``
+        and ``weight_decay`` of this call win over the stored optimizer's.
     progress : bool
         Show tqdm bars over batches.
 
@@ -598,6 +683,8 @@ def train_gru(
     ------
     ValueError
         If resuming from a checkpoint of a different model config or ``frame_pool``.
+    CheckpointError
+        If resuming and neither ``last.pt`` nor ``best.pt`` can be read.
     FloatingPointError
         If a loss becomes NaN or infinite.
 
@@ -611,6 +698,7 @@ def train_gru(
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+    _remove_stale_temp_files(checkpoint_dir)
 
     train_targets = np.asarray(train_targets, dtype=np.float64)
     val_targets = np.asarray(val_targets, dtype=np.float64)
@@ -634,9 +722,8 @@ def train_gru(
         "random_state": int(random_state),
     }
 
-    checkpoint = None
-    if resume and last_path.exists():
-        checkpoint = _load(last_path)
+    checkpoint = _resume_checkpoint(checkpoint_dir) if resume else None
+    if checkpoint is not None:
         stored = (checkpoint["model_config"], checkpoint["frame_pool"])
         if stored != (model_config, int(frame_pool)):
             raise ValueError(
