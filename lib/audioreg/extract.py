@@ -17,6 +17,10 @@ thread per process, so the arrays are byte-identical whichever ran. The per-file
 timeout uses SIGALRM, which only works in a process's main thread: Dask runs tasks on
 worker threads, so there the timeout is not enforced (a file that hangs keeps its
 worker busy).
+
+A third way (``device="cuda"``, see :func:`feature_device`): the pool's processes only
+decode, and the features of batches of tracks are computed with torch on a GPU
+(:mod:`audioreg.features_torch`: within its tolerances of the CPU values, not bit for bit).
 """
 
 from __future__ import annotations
