@@ -377,6 +377,9 @@ def _extract_batched(todo: list, record, bar, *, device, batch_size: int, n_work
     else:
         ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as pool:
+            # start every worker now, before torch runs here: a fork taken after torch has
+            # started its thread pools could hang in the child
+            cf.wait([pool.submit(os.getpid) for _ in range(n_workers)])
             queue, pending = list(todo), {}
             while queue or pending:
                 while queue and len(pending) < 2 * batch_size:
