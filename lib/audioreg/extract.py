@@ -254,6 +254,18 @@ def _extract_on_worker(path: str, out_path: str, *, timeout_s: float = 0.0) -> d
     return extract_file(path, out_path, timeout_s=timeout_s)
 
 
+def _process_pool(n_workers: int) -> cf.ProcessPoolExecutor:
+    """The local pool: fork on Linux (works from scripts without a ``__main__`` guard and
+    starts fast), spawn elsewhere; one BLAS thread per worker."""
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker)
+
+
+def _worker_failed(path: str, exc: BaseException) -> dict:
+    """The failed result of a file whose pool worker died (e.g. a decoder crashed)."""
+    return {"ok": False, "reason": f"worker failed on {path}: {type(exc).__name__}: {exc}"}
+
+
 def _import_distributed(scheduler: str):
     """The ``distributed`` module (an optional dependency), or an ImportError saying how to get it."""
     try:
@@ -375,8 +387,7 @@ def _extract_batched(todo: list, record, bar, *, device, batch_size: int, n_work
         for item in todo:
             take(item, decode_file(item[1], timeout_s=timeout_s))
     else:
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with _process_pool(n_workers) as pool:
             # start every worker now, before torch runs here: a fork taken after torch has
             # started its thread pools could hang in the child
             cf.wait([pool.submit(os.getpid) for _ in range(n_workers)])
@@ -391,7 +402,7 @@ def _extract_batched(todo: list, record, bar, *, device, batch_size: int, n_work
                     try:
                         res = fut.result()
                     except Exception as exc:  # a worker died: record it, keep going
-                        res = {"ok": False, "reason": f"worker failed on {item[1]}: {type(exc).__name__}: {exc}"}
+                        res = _worker_failed(item[1], exc)
                     take(item, res)
     flush()
 
@@ -510,9 +521,7 @@ def extract_many(
                 record(tid, path, target, extract_file(path, target, timeout_s=timeout_s))
                 bar.update()
     else:
-        # fork on Linux: works from scripts without a __main__ guard and starts fast; spawn elsewhere
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with _process_pool(n_workers) as pool:
             futures = {pool.submit(extract_file, path, target, timeout_s=timeout_s): (tid, path, target)
                        for tid, path, target in todo}
             for fut in cf.as_completed(futures):
@@ -520,7 +529,7 @@ def extract_many(
                 try:
                     res = fut.result()
                 except Exception as exc:  # a worker died (e.g. a decoder crashed): record it, keep going
-                    res = {"ok": False, "reason": f"worker failed on {path}: {type(exc).__name__}: {exc}"}
+                    res = _worker_failed(path, exc)
                 record(tid, path, target, res)
                 bar.update()
     bar.close()

@@ -308,14 +308,20 @@ def _power_to_db(S: np.ndarray, *, amin: float = 1e-10, top_db: float = 80.0) ->
 
 
 @numba.njit(cache=True, nogil=True)
+def _power_row(spectrum_row, row):  # pragma: no cover - compiled
+    """``|X|**2`` of one frame in float32, ``X`` rounded to complex64 first (as librosa stores it)."""
+    for f in range(spectrum_row.shape[0]):
+        c = spectrum_row[f]
+        re = np.float32(c.real)
+        im = np.float32(c.imag)
+        row[f] = re * re + im * im
+
+
+@numba.njit(cache=True, nogil=True)
 def _power_into(spectrum, power):  # pragma: no cover - compiled
-    """``|spectrum|**2`` in float32, the spectrum rounded to complex64 first (as librosa stores it)."""
+    """:func:`_power_row` for every frame of a block."""
     for i in range(spectrum.shape[0]):
-        for f in range(spectrum.shape[1]):
-            c = spectrum[i, f]
-            re = np.float32(c.real)
-            im = np.float32(c.imag)
-            power[i, f] = re * re + im * im
+        _power_row(spectrum[i], power[i])
 
 
 def _tuning(pitch: np.ndarray, mag: np.ndarray) -> float:
@@ -359,11 +365,7 @@ def _frame_pass(spectrum, bands, pitch_bins, sr, n_fft, power, peak, valley):  #
     hi = np.empty(qmax, np.float32)
     for i in range(t):
         row = power[i]
-        for f in range(nf):
-            c = spectrum[i, f]
-            re = np.float32(c.real)
-            im = np.float32(c.imag)
-            row[f] = re * re + im * im
+        _power_row(spectrum[i], row)
         for k in range(bands.shape[0]):
             a, b, q = bands[k, 0], bands[k, 1], bands[k, 2]
             # q smallest, scanning down (spectra fall with frequency: few insertions)
