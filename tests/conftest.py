@@ -13,6 +13,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AUDIOREG_SHARED", REPO.parent / "shared")).resolve()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_once():
+    """The install's compiled-code cache filled (or repaired) by one process before any test
+    or the processes tests start can race to write it."""
+    from audioreg.numba_cache import ensure_compiled
+
+    ensure_compiled()
+
+
 @pytest.fixture(autouse=True)
 def _agg_backend(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -20,6 +20,7 @@ _SUBMODULES = (
     "labels",
     "metrics",
     "models",
+    "numba_cache",
     "params",
     "paths",
     "pipeline",

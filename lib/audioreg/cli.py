@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from . import runner
+    from .numba_cache import CompiledCacheError
     from .params import UnknownParameterError
     from .paths import repo_root
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         only = args.only.split(",") if args.only else runner.NOTEBOOKS
         result = runner.run(args.file, _kv(args.param), run_id=args.run_id, root=root, notebooks=only,
                             log_output=args.log_output)
-    except (UnknownParameterError, FileNotFoundError, ValueError, runner.RunError) as exc:
+    except (UnknownParameterError, FileNotFoundError, ValueError, runner.RunError, CompiledCacheError) as exc:
         print(f"audioreg: error: {exc}", file=sys.stderr)
         return 2
     print(f"run {result.run_id}: executed notebooks in {result.run_dir}")

@@ -44,6 +44,7 @@ import pandas as pd
 
 from . import features as F
 from .io import load_audio
+from .numba_cache import ensure_compiled
 
 log = logging.getLogger(__name__)
 
@@ -244,21 +245,61 @@ def _one_blas_thread():
         return contextlib.nullcontext()
 
 
-def _init_worker() -> None:
+_prepared = False
+
+
+def prepare_process() -> None:
+    """Get this process ready to extract before any file's timer starts.
+
+    The compiled functions are cached on disk by one process (:func:`ensure_compiled`,
+    which also repairs a poisoned cache), then loaded here by one short extraction,
+    which also builds the filter banks. A pool forked after this inherits all of it;
+    a spawned worker or a Dask worker calls it itself, and only loads. Either way a
+    first file never pays a compilation inside its timeout. Runs once per process.
+    """
+    global _prepared
+    if _prepared:
+        return
+    ensure_compiled()
+    y = (0.1 * np.random.default_rng(0).standard_normal(F.N_FFT * 4)).astype(np.float32)
+    with _one_blas_thread():
+        F.extract_features(y=y, sr=F.SR)
+    _prepared = True
+
+
+def _init_worker(prepare: bool = False) -> None:
     _one_blas_thread()
+    if prepare:  # a spawned worker; a forked one inherits the parent's
+        prepare_process()
 
 
 def _extract_on_worker(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
-    """:func:`extract_file` as a Dask task: the worker process keeps one BLAS thread."""
+    """:func:`extract_file` as a Dask task: the worker process keeps one BLAS thread and
+    is prepared (:func:`prepare_process`) before the file's timeout starts."""
     _one_blas_thread()
+    prepare_process()
     return extract_file(path, out_path, timeout_s=timeout_s)
 
 
-def _process_pool(n_workers: int) -> cf.ProcessPoolExecutor:
+def _prepare_dask_worker() -> int:
+    """Run on every Dask worker before tasks are sent: one compiles (under the cache's
+    lock, on a shared filesystem too), the others load."""
+    _one_blas_thread()
+    prepare_process()
+    return os.getpid()
+
+
+def _process_pool(n_workers: int, *, prepare: bool = False) -> cf.ProcessPoolExecutor:
     """The local pool: fork on Linux (works from scripts without a ``__main__`` guard and
-    starts fast), spawn elsewhere; one BLAS thread per worker."""
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker)
+    starts fast), spawn elsewhere; one BLAS thread per worker. With ``prepare``, each
+    worker is ready to extract before its first file (forked: from this process, which
+    is prepared now; spawned: each prepares itself, loading the cache this one filled)."""
+    fork = sys.platform.startswith("linux")
+    ctx = multiprocessing.get_context("fork" if fork else "spawn")
+    if prepare:
+        prepare_process()
+    return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
+                                  initargs=(prepare and not fork,))
 
 
 def _worker_failed(path: str, exc: BaseException) -> dict:
@@ -286,6 +327,7 @@ def _run_on_dask(client, todo: list, *, timeout_s: float):
     """
     from distributed import as_completed
 
+    client.run(_prepare_dask_worker)  # before any task: compiled once, loaded by each worker
     futures = {}
     for item in todo:
         tid, path, target = item
@@ -503,6 +545,8 @@ def extract_many(
             failures.append({"track_id": tid, "path": path, "stage": "extract", "reason": res["reason"]})
 
     n_workers = min(resolve_workers(workers), max(len(todo), 1))
+    if todo:  # compiled code cached by one process before any worker may need it
+        ensure_compiled()
     client = distributed.Client(scheduler) if distributed is not None and todo else None
     bar = tqdm(total=len(todo), desc="extract", unit="file", disable=not progress)
     if client is not None:
@@ -516,12 +560,13 @@ def extract_many(
         _extract_batched(todo, record, bar, device=torch_device, batch_size=max(1, int(batch_size)),
                          n_workers=n_workers, timeout_s=timeout_s)
     elif n_workers <= 1:
+        prepare_process()
         with _one_blas_thread():
             for tid, path, target in todo:
                 record(tid, path, target, extract_file(path, target, timeout_s=timeout_s))
                 bar.update()
     else:
-        with _process_pool(n_workers) as pool:
+        with _process_pool(n_workers, prepare=True) as pool:
             futures = {pool.submit(extract_file, path, target, timeout_s=timeout_s): (tid, path, target)
                        for tid, path, target in todo}
             for fut in cf.as_completed(futures):

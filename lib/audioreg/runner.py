@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from . import params as P
+from .numba_cache import ensure_compiled
 from .paths import resolve_root
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ def run(
     run_dir.mkdir(parents=True, exist_ok=True)
     report_dir.mkdir(parents=True, exist_ok=True)
     P.save_yaml(params, run_dir / "params.yaml")
+    # every kernel below loads compiled code that this one process cached (or repaired)
+    ensure_compiled()
     executed, pages = [], []
     for nb in notebooks:
         if nb not in decl:
