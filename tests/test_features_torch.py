@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from audioreg import features as F  # noqa: E402
 from audioreg import features_torch as FT  # noqa: E402
+from audioreg.device import resolve_device  # noqa: E402
 from conftest import SR, clicks, tone, triad  # noqa: E402
 
 
@@ -145,7 +146,7 @@ def test_bad_fft_dtype_and_empty_batch():
 
 def test_device_auto_picks_cuda_when_present():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert FT.resolve_device("auto").type == expected
+    assert resolve_device("auto").type == expected
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
             FT.extract_features_batch([tone(440, seconds=0.1)], device="cuda")

@@ -34,16 +34,6 @@ TINY = {"hidden_size": 8, "num_layers": 2, "dropout": 0.3, "batch_size": 4, "fra
 # ------------------------------------------------------------------------------ data
 
 
-def test_resolve_device(monkeypatch):
-    assert train.resolve_device("cpu") == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert train.resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(RuntimeError):
-        train.resolve_device("cuda")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert train.resolve_device("auto") == torch.device("cuda")
-
-
 def test_pool_frames_arithmetic():
     frames = np.arange(10 * 2, dtype=np.float32).reshape(10, 2)
     pooled = train.pool_frames(frames, frame_pool=4)

@@ -11,8 +11,9 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "atomic",
     "cli",
-    "data",
+    "device",
     "extract",
     "features",
     "features_torch",

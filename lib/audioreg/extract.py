@@ -33,7 +33,6 @@ import os
 import re
 import hashlib
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import atomic
 from . import features as F
 from .io import load_audio
 from .numba_cache import ensure_compiled
@@ -63,99 +63,6 @@ def array_name(track_id: str) -> str:
     if _SAFE.match(tid):
         return f"{tid}.npy"
     return f"id-{hashlib.sha1(tid.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}.npy"
-
-
-def _temp_path(path: Path) -> Path:
-    """The temp file an atomic write goes through: hidden, and named by its writer (host, pid)."""
-    return path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
-
-
-_TEMP = re.compile(r"^\.(?:.+\.npy|index\.csv|failures\.csv)\.(?P<host>.+)-(?P<pid>\d+)\.tmp$")
-
-
-def _remove_stale_temps(out_dir: Path) -> int:
-    """Delete temp files that a killed writer on this host left in ``out_dir``; returns how many.
-
-    A temp file is never read (only a rename gives it a final name); this only frees
-    the space. Temp files of a live process, or of another host, are left alone.
-    """
-    host, removed = socket.gethostname(), 0
-    for p in out_dir.glob(".*.tmp"):
-        m = _TEMP.match(p.name)
-        if not m or m["host"] != host:
-            continue
-        try:
-            os.kill(int(m["pid"]), 0)
-            continue  # its writer still runs
-        except ProcessLookupError:
-            pass
-        except OSError:  # exists, owned by someone else
-            continue
-        p.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` through a temp file and a rename."""
-    path = Path(path)
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _utf8_text(value):
-    """``value``, with text that UTF-8 cannot encode escaped (``"bad\\xff name"``).
-
-    A file name with bytes that are not UTF-8 reaches Python as lone surrogates
-    (``"bad\\udcff name"``); the original bytes are written as ``\\xNN`` escapes.
-    """
-    if not isinstance(value, str):
-        return value
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        try:
-            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        except UnicodeEncodeError:  # a surrogate that does not stand for a byte
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def atomic_write_csv(path: Path, df: pd.DataFrame) -> None:
-    """Write ``df`` as UTF-8 CSV through a temp file and a rename.
-
-    Text that is not valid Unicode (names with undecodable bytes) is written with
-    those bytes escaped (:func:`_utf8_text`), so the file is always valid UTF-8.
-    """
-    path = Path(path)
-    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]) and not _utf8_ok(df[c])]
-    if bad:
-        df = df.copy()
-        for c in bad:
-            df[c] = df[c].map(_utf8_text)
-    tmp = _temp_path(path)
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _utf8_ok(col: pd.Series) -> bool:
-    try:
-        "\n".join(v for v in col if isinstance(v, str)).encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 class FileTimeout(TimeoutError):
@@ -212,7 +119,7 @@ def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
     def work():
         y, sr = load_audio(path, sr=F.SR)
         feats = F.extract_features(y=y, sr=sr)  # long tracks go in blocks: bounded memory, same values
-        atomic_save_npy(Path(out_path), feats)
+        atomic.save_npy(out_path, feats)
         return {"ok": True, "n_frames": int(feats.shape[0]), "duration_s": y.size / sr,
                 "seconds": time.perf_counter() - t0}
 
@@ -367,7 +274,7 @@ def feature_device(device: str | None):
         return None
     import torch
 
-    from .train import resolve_device
+    from .device import resolve_device
 
     if name == "auto":
         return torch.device("cuda") if torch.cuda.is_available() else None
@@ -408,7 +315,7 @@ def _extract_batched(todo: list, record, bar, *, device, batch_size: int, n_work
                 record(tid, path, target, {"ok": False, "reason": _reason(path, f)})
                 continue
             try:
-                atomic_save_npy(Path(target), f)
+                atomic.save_npy(target, f)
             except OSError as exc:
                 record(tid, path, target, {"ok": False, "reason": _reason(path, exc)})
                 continue
@@ -513,7 +420,7 @@ def extract_many(
                          "compute features on their CPUs (drop --device, or --scheduler)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if n := _remove_stale_temps(out_dir):
+    if n := atomic.remove_stale_temps(out_dir):
         log.info("%s: deleted %d temp file(s) left by a killed run", out_dir, n)
     rows, failures, todo = [], [], []
     reused = 0
@@ -582,6 +489,6 @@ def extract_many(
     index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
     index = index.sort_values("track_id", key=lambda s: s.map(order)).reset_index(drop=True)
     failed = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
-    atomic_write_csv(out_dir / "index.csv", index)
-    atomic_write_csv(out_dir / "failures.csv", failed)
+    atomic.write_csv(out_dir / "index.csv", index)
+    atomic.write_csv(out_dir / "failures.csv", failed)
     return ExtractResult(out_dir=out_dir, index=index, failures=failed, computed=len(todo) - len(failed), reused=reused)

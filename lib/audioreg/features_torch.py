@@ -38,10 +38,9 @@ import numpy as np
 import torch
 
 from audioreg import features as _F
-from audioreg.train import resolve_device
+from audioreg.device import resolve_device
 
-__all__ = ["KEEP_POWER_BYTES", "MAX_CHUNK_FRAMES", "TOLERANCES", "TOLERANCES_FFT32", "extract_features_batch",
-           "resolve_device"]
+__all__ = ["KEEP_POWER_BYTES", "MAX_CHUNK_FRAMES", "TOLERANCES", "TOLERANCES_FFT32", "extract_features_batch"]
 
 #: Absolute tolerances against :func:`audioreg.features.extract_features` with
 #: ``fft_dtype=torch.float64`` (each feature's units: dB for MFCC and contrast, [0, 1] for

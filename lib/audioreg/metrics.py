@@ -26,6 +26,8 @@ import pandas as pd
 from audioreg.targets import TARGETS, VALID_RANGES
 
 __all__ = [
+    "as_matrix",
+    "by_model",
     "BASELINE_NAME",
     "METRIC_COLUMNS",
     "TEMPO_FACTORS",
@@ -91,7 +93,7 @@ def _pair(ref, est) -> tuple[np.ndarray, np.ndarray]:
     return ref_arr, est_arr
 
 
-def _as_matrix(y, *, targets: Sequence[str], name: str) -> np.ndarray:
+def as_matrix(y, *, targets: Sequence[str], name: str) -> np.ndarray:
     """Return ``y`` as a finite float64 array [n, len(targets)] in ``targets`` order."""
     targets = list(targets)
     if isinstance(y, pd.DataFrame):
@@ -391,8 +393,8 @@ def per_target(y_true, y_pred, *, targets: Sequence[str] = TARGETS) -> pd.DataFr
     targets = tuple(targets)
     if len(set(targets)) != len(targets):
         raise ValueError(f"duplicate target names in {targets}")
-    true = _as_matrix(y_true, targets=targets, name="y_true")
-    pred = _as_matrix(y_pred, targets=targets, name="y_pred")
+    true = as_matrix(y_true, targets=targets, name="y_true")
+    pred = as_matrix(y_pred, targets=targets, name="y_pred")
     if true.shape[0] != pred.shape[0]:
         raise ValueError(f"y_true has {true.shape[0]} rows but y_pred has {pred.shape[0]}")
 
@@ -449,7 +451,7 @@ def mean_baseline(y_train, n: int, *, targets: Sequence[str] = TARGETS) -> np.nd
     n = int(n)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    means = _column_means(_as_matrix(y_train, targets=tuple(targets), name="y_train"))
+    means = _column_means(as_matrix(y_train, targets=tuple(targets), name="y_train"))
     return np.tile(means, (n, 1))
 
 
@@ -496,7 +498,7 @@ def compare_models(
 # summaries and export
 
 
-def _by_model(table: pd.DataFrame, *, model: str = "model") -> pd.DataFrame:
+def by_model(table: pd.DataFrame, *, model: str = "model") -> pd.DataFrame:
     """Return ``table`` with a (model, target) MultiIndex; a single-model table gets ``model``."""
     if isinstance(table.index, pd.MultiIndex):
         if table.index.nlevels != 2:
@@ -538,7 +540,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         ``n_targets``
             Number of targets scored.
     """
-    table = _by_model(table)
+    table = by_model(table)
     rows = {}
     for model in _models(table):
         scores = table.xs(model, level=0)
@@ -620,7 +622,7 @@ def to_json_dict(table: pd.DataFrame) -> dict[str, dict[str, dict[str, object]]]
         Plain Python types; NaN and inf become ``None``, so
         ``json.dumps(nested, allow_nan=False)`` succeeds.
     """
-    table = _by_model(table)
+    table = by_model(table)
     nested: dict[str, dict[str, dict[str, object]]] = {}
     for (model, target), row in table.iterrows():
         nested.setdefault(str(model), {})[str(target)] = {

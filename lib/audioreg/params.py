@@ -16,6 +16,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from . import atomic
+
 _SIMPLE = (str, int, float, bool)
 
 
@@ -104,7 +106,4 @@ def digest(obj: Any, *, length: int = 12) -> str:
 def save_yaml(params: Mapping, path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(dict(params), f, sort_keys=False, allow_unicode=True)
-    os.replace(tmp, path)
+    atomic.write_yaml(path, params)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import atomic
 from . import extract as X
 from . import features as F
 from . import io
@@ -93,12 +94,6 @@ class Config:
 
 def config(params: dict) -> Config:
     return params if isinstance(params, Config) else Config(dict(params))
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _fresh_dir(path: Path) -> Path:
@@ -211,9 +206,9 @@ def ingest(params) -> IngestResult:
     manifest = pd.DataFrame(rows)
     probs = pd.concat([p for p in problems if len(p)], ignore_index=True) if any(len(p) for p in problems) else problems[0]
     probs = probs.sort_values(["row", "stage"]).reset_index(drop=True)
-    X.atomic_write_csv(out / "manifest.csv", manifest)
-    X.atomic_write_csv(out / "problems.csv", probs)
-    _write_json(out / "meta.json", {"key": key, "metadata_path": str(meta_path), "audio_dir": str(audio_dir),
+    atomic.write_csv(out / "manifest.csv", manifest)
+    atomic.write_csv(out / "problems.csv", probs)
+    atomic.write_json(out / "meta.json", {"key": key, "metadata_path": str(meta_path), "audio_dir": str(audio_dir),
                                     "n_rows": len(df), "n_usable": len(manifest), "n_problems": len(probs)})
     return IngestResult(out, manifest, probs, key)
 
@@ -268,7 +263,7 @@ def write_features_meta(out_dir: Path, res: X.ExtractResult, **extra) -> dict:
     """Write ``meta.json`` of a features folder (last: it marks the folder complete)."""
     meta = {**extra, "feature_params": F.feature_params(), "feature_names": [list(n) for n in F.feature_names()],
             "n_tracks": len(res.index), "n_failures": len(res.failures)}
-    _write_json(Path(out_dir) / "meta.json", meta)
+    atomic.write_json(Path(out_dir) / "meta.json", meta)
     return meta
 
 
@@ -369,7 +364,7 @@ def split(params) -> SplitResult:
                                          test_fraction=float(cfg["test_fraction"]), random_state=int(cfg["seed"])))
     check_no_leakage(table)
     path.parent.mkdir(parents=True, exist_ok=True)
-    X.atomic_write_csv(path, table)
+    atomic.write_csv(path, table)
     return SplitResult(path, read_split(path), key)
 
 
@@ -417,8 +412,8 @@ def save_predictions(params, model: str, table: pd.DataFrame, pred: np.ndarray, 
     for j, t in enumerate(TARGETS):
         df[f"true_{t}"] = table[t].to_numpy(dtype=np.float64)
         df[f"pred_{t}"] = pred[:, j]
-    X.atomic_write_csv(out / "predictions.csv", df)
-    _write_json(out / "params.json", {"model": model, "params": cfg.params, **(extra or {})})
+    atomic.write_csv(out / "predictions.csv", df)
+    atomic.write_json(out / "params.json", {"model": model, "params": cfg.params, **(extra or {})})
     return out / "predictions.csv"
 
 
@@ -475,7 +470,7 @@ def save_history(params, history: pd.DataFrame) -> Path:
     cfg = config(params)
     out = cfg.run_dir / MODEL_DIRS["GRU"]
     out.mkdir(parents=True, exist_ok=True)
-    X.atomic_write_csv(out / "history.csv", history)
+    atomic.write_csv(out / "history.csv", history)
     return out / "history.csv"
 
 
@@ -506,7 +501,7 @@ def write_run_metrics(params, *, scores: pd.DataFrame, summary: pd.DataFrame, **
         p = cfg.run_dir / sub / "params.json"
         if p.is_file():
             model_params[model] = json.loads(p.read_text(encoding="utf-8"))
-    _write_json(path, {"run_id": cfg["run_id"], "metrics": metrics.to_json_dict(scores), "summary": _records(summary),
+    atomic.write_json(path, {"run_id": cfg["run_id"], "metrics": metrics.to_json_dict(scores), "summary": _records(summary),
                        "caveat": metrics.raw_mse_caveat(scores), **extra, "params": run_params,
                        "model_params": model_params})
     return path

@@ -169,7 +169,7 @@ def _figure(name: str, *, figsize: tuple[float, float]) -> Figure:
 
 def _pivot(table: pd.DataFrame, value: str) -> pd.DataFrame:
     """Models (rows, table order) x targets (columns, table order) of one metric column."""
-    table = metrics._by_model(table)
+    table = metrics.by_model(table)
     if value not in table.columns:
         raise ValueError(f"table has no column {value!r}")
     models = list(dict.fromkeys(table.index.get_level_values(0)))
@@ -384,8 +384,8 @@ def pred_vs_true(
     """
     targets = tuple(targets)
     scores = metrics.per_target(y_true, y_pred, targets=targets)
-    true = metrics._as_matrix(y_true, targets=targets, name="y_true")
-    pred = metrics._as_matrix(y_pred, targets=targets, name="y_pred")
+    true = metrics.as_matrix(y_true, targets=targets, name="y_true")
+    pred = metrics.as_matrix(y_pred, targets=targets, name="y_pred")
 
     nrows, ncols = _grid(len(targets))
     fig = _figure("pred_vs_true", figsize=(3.0 * ncols, 2.9 * nrows))
@@ -430,8 +430,8 @@ def residuals_by_target(
         SVG gid ``"audioreg-residuals-by-target"``.
     """
     targets = tuple(targets)
-    true = metrics._as_matrix(y_true, targets=targets, name="y_true")
-    pred = metrics._as_matrix(y_pred, targets=targets, name="y_pred")
+    true = metrics.as_matrix(y_true, targets=targets, name="y_true")
+    pred = metrics.as_matrix(y_pred, targets=targets, name="y_pred")
     if true.shape != pred.shape:
         raise ValueError(f"y_true has {true.shape[0]} rows but y_pred has {pred.shape[0]}")
     std = true.std(axis=0)
@@ -472,9 +472,9 @@ def pred_vs_true_models(
     if not predictions:
         raise ValueError("predictions is empty")
     targets = tuple(targets)
-    true = metrics._as_matrix(y_true, targets=targets, name="y_true")
+    true = metrics.as_matrix(y_true, targets=targets, name="y_true")
     preds = {
-        name: metrics._as_matrix(pred, targets=targets, name=f"predictions[{name!r}]")
+        name: metrics.as_matrix(pred, targets=targets, name=f"predictions[{name!r}]")
         for name, pred in predictions.items()
     }
     for name, pred in preds.items():

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from . import atomic
 from . import params as P
 from .numba_cache import ensure_compiled
 from .paths import resolve_root
@@ -142,10 +143,7 @@ def render_html(notebook: Path, out: Path) -> Path:
     nb = nbformat.read(str(notebook), as_version=4)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return atomic.write_text(out, body)
 
 
 def write_index(report_dir: Path, run_id: str, params: Mapping, pages: list[Path]) -> Path:
@@ -170,9 +168,7 @@ def write_index(report_dir: Path, run_id: str, params: Mapping, pages: list[Path
 {summary}
 <h2>Parameters</h2><table border=1 cellpadding=4>{prm}</table>
 </body></html>"""
-    path = report_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return atomic.write_text(report_dir / "index.html", page)
 
 
 def _fmt(v) -> str:

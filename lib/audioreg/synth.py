@@ -54,6 +54,7 @@ import pandas as pd
 import scipy.signal
 import scipy.special
 
+from . import atomic
 from .targets import METADATA_COLUMNS, TARGETS, UNIT_INTERVAL_TARGETS
 
 log = logging.getLogger(__name__)
@@ -1182,14 +1183,8 @@ def _write_audio(path: Path, y: np.ndarray, *, sr: int, ext: str) -> None:
     import soundfile as sf
 
     fmt, subtype = FORMATS[ext]
-    tmp = path.with_name(f".{path.name}.part")
     data = y[0] if y.shape[0] == 1 else y.T
-    try:
-        sf.write(str(tmp), data, sr, format=fmt, subtype=subtype)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic.write_with(path, lambda tmp: sf.write(str(tmp), data, sr, format=fmt, subtype=subtype))
 
 
 def measure_loudness(path: str | os.PathLike) -> float:
@@ -1211,12 +1206,6 @@ def _render_one(job: tuple) -> float:
     y = render_track(controls, sr=sr, seconds=seconds, rng=np.random.default_rng([seed, i, 2]))
     _write_audio(Path(path), y, sr=sr, ext=ext)
     return measure_loudness(path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def generate_sample_set(
@@ -1292,7 +1281,7 @@ def generate_sample_set(
     df = _metadata_frame(rows)
     stamp = {"synth_version": SYNTH_VERSION, "n": int(n), "seconds": float(seconds), "seed": int(seed),
              "label_noise": float(label_noise)}
-    _write_text(out / "synth.json", json.dumps(stamp, indent=2) + "\n")
-    _write_text(out / "metadata.csv", df.to_csv(index=False, lineterminator="\n"))
+    atomic.write_text(out / "synth.json", json.dumps(stamp, indent=2) + "\n")
+    atomic.write_text(out / "metadata.csv", df.to_csv(index=False, lineterminator="\n"))
     log.info("wrote %d tracks to %s", n, out)
     return df

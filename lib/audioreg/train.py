@@ -27,7 +27,6 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from audioreg import atomic
+from audioreg.device import resolve_device
 from audioreg.models import GRURegressor, _streaming_moments
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ __all__ = [
     "pool_frames",
     "pooled_length",
     "predict_gru",
-    "resolve_device",
     "train_gru",
 ]
 
@@ -76,31 +76,6 @@ CHECKPOINT_KEYS = frozenset(
 
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be read back (truncated, corrupt, or not ours)."""
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Turn ``"auto"`` into CUDA when available, else CPU; pass anything else to torch.
-
-    Parameters
-    ----------
-    device : str or torch.device
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-
-    Returns
-    -------
-    device : torch.device
-
-    Raises
-    ------
-    RuntimeError
-        If CUDA is asked for but not available.
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device} requested but CUDA is not available")
-    return device
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,29 +359,6 @@ def _plain(obj: Any) -> Any:
     return str(obj)  # Path, datetime from YAML, ...
 
 
-def _tmp_prefix(name: str) -> str:
-    return f".{name}."
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, fsync it, then rename it.
-
-    The fsync makes the rename publish complete data even if the machine (not only the
-    process) dies: without it a crash can leave an empty or short file at ``path``.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path.name), suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "r+b") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
 def _rng_states(device: torch.device, sampler: LengthBucketSampler) -> dict[str, Any]:
     name, key, pos, has_gauss, cached = np.random.get_state(legacy=True)
     return {
@@ -470,10 +422,8 @@ def _load(path: str | os.PathLike) -> dict[str, Any]:
 
 def _remove_stale_temp_files(checkpoint_dir: Path) -> None:
     """Delete temporary files a killed writer left behind; they are never read."""
-    for name in CHECKPOINT_FILES:
-        for tmp in checkpoint_dir.glob(f"{_tmp_prefix(name)}*.tmp"):
-            logger.info("removing %s, left by an interrupted write", tmp)
-            tmp.unlink(missing_ok=True)
+    if n := atomic.remove_stale_temps(checkpoint_dir, names=CHECKPOINT_FILES):
+        logger.info("%s: removed %d temp file(s) left by an interrupted write", checkpoint_dir, n)
 
 
 def _resume_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
@@ -553,13 +503,13 @@ def _save_epoch(
     """
     last_path = checkpoint_dir / "last.pt"
     if source is None:
-        _atomic_write(last_path, lambda tmp: torch.save(state, tmp))
+        atomic.write_with(last_path, lambda tmp: torch.save(state, tmp))
     else:
-        _atomic_write(last_path, lambda tmp: shutil.copyfile(source, tmp))
+        atomic.write_with(last_path, lambda tmp: shutil.copyfile(source, tmp))
     if is_best:
-        _atomic_write(checkpoint_dir / "best.pt", lambda tmp: shutil.copyfile(last_path, tmp))
+        atomic.write_with(checkpoint_dir / "best.pt", lambda tmp: shutil.copyfile(last_path, tmp))
     history = pd.DataFrame(state["history"], columns=list(HISTORY_COLUMNS))
-    _atomic_write(checkpoint_dir / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
+    atomic.write_with(checkpoint_dir / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
 
 
 @dataclass
