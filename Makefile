@@ -9,7 +9,7 @@ RUN_ID ?= demo
 
 help:
 	@echo "make demo   - install into $(VENV), run notebooks 01-06 on the generated sample set, print the report path"
-	@echo "make test   - install into $(VENV) and run the test suite"
+	@echo "make test   - install into $(VENV), check the import layers (lint-imports) and run the test suite"
 	@echo "make bench  - time extraction (decode floor, ours, naive), workers and GRU training; writes bench/RESULTS.md"
 	@echo "make lab    - open JupyterLab in this environment"
 
@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/audioreg run --run-id $(RUN_ID)
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 bench: $(STAMP)

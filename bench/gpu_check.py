@@ -1,4 +1,4 @@
-"""GPU check of `audioreg.features_torch.extract_features_batch`, written to bench/GPU_RESULTS.md.
+"""GPU check of `audioreg.features.torch_batch.extract_features_batch`, written to bench/GPU_RESULTS.md.
 
 Needs a CUDA build of torch and a GPU; without CUDA it prints one line and exits 0.
 
@@ -68,7 +68,7 @@ def time_cpu(tracks: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
 def time_batches(tracks: list[np.ndarray], batch: int, fft_dtype: torch.dtype, repeats: int,
                  device: torch.device) -> tuple[float, float, list]:
     """Median seconds over ``repeats`` for all tracks in batches of ``batch``; peak GPU MiB; the features."""
-    from audioreg.features_torch import extract_features_batch
+    from audioreg.features.torch_batch import extract_features_batch
 
     cuda = device.type == "cuda"
 
@@ -92,7 +92,7 @@ def time_batches(tracks: list[np.ndarray], batch: int, fft_dtype: torch.dtype, r
 
 
 def max_differences(got: list[np.ndarray], ref: list[np.ndarray]) -> dict[str, float]:
-    from audioreg import features
+    from audioreg.features import frames as features
 
     cols = features._columns()
     worst = {name: 0.0 for name, _ in features.BLOCKS}
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpu_check: CUDA is not available (torch {torch.__version__}); nothing to measure.")
         return 0
 
-    from audioreg import features_torch
+    from audioreg.features import torch_batch as features_torch
 
     torch.set_num_threads(1)
     started = time.perf_counter()

@@ -6,7 +6,7 @@ sample set:
 
 1. per file, interleaved so that load from other jobs hits every path alike, the median of
    ``--repeats`` runs of: decode only (soundfile), decode + mono + soxr resample
-   (``audioreg.io.load_audio``, the floor of any CPU extractor), ours end-to-end
+   (``audioreg.data.audio.load_audio``, the floor of any CPU extractor), ours end-to-end
    (``load_audio`` + ``extract_features``) and the naive path (``librosa.load`` +
    ``reference_features``);
 2. peak memory of each path on the longest file, in a fresh child process per path;
@@ -53,19 +53,19 @@ def run_path(name: str, path: str) -> None:
     import soundfile as sf
 
     from audioreg.features import extract_features, reference_features
-    from audioreg.io import TARGET_SR, load_audio
+    from audioreg.data.audio import SR, load_audio
 
     if name == "decode":
         sf.read(path, dtype="float32", always_2d=True)
     elif name == "decode+resample":
-        load_audio(path, sr=TARGET_SR)
+        load_audio(path, sr=SR)
     elif name == "ours":
-        y, sr = load_audio(path, sr=TARGET_SR)
+        y, sr = load_audio(path, sr=SR)
         extract_features(y=y, sr=sr)
     elif name == "naive":
         import librosa
 
-        y, sr = librosa.load(path, sr=TARGET_SR)
+        y, sr = librosa.load(path, sr=SR)
         reference_features(y=y, sr=sr)
     else:
         raise ValueError(f"unknown path {name!r}")
@@ -149,7 +149,7 @@ def machine() -> dict[str, str]:
 
 
 def collect_files(music: Path | None, sample_dir: Path) -> pd.DataFrame:
-    from audioreg.io import AUDIO_EXTENSIONS, probe_audio
+    from audioreg.data.audio import AUDIO_EXTENSIONS, probe_audio
 
     rows = []
     if music is not None:
@@ -245,17 +245,17 @@ def measure_stages(files: pd.DataFrame) -> pd.DataFrame:
 
     from audioreg import features as F
     from audioreg.bench import feature_stage_times, time_call
-    from audioreg.io import TARGET_SR, load_audio
+    from audioreg.data.audio import SR, load_audio
 
     ours: dict[str, float] = {}
     naive: dict[str, float] = {}
     for f in files["file"]:
-        t = time_call(lambda: load_audio(f, sr=TARGET_SR), repeats=1)
+        t = time_call(lambda: load_audio(f, sr=SR), repeats=1)
         ours["decode+resample"] = ours.get("decode+resample", 0.0) + t.wall_s
-        y, sr = load_audio(f, sr=TARGET_SR)
+        y, sr = load_audio(f, sr=SR)
         for k, v in feature_stage_times(y=y, sr=sr).items():
             ours[k] = ours.get(k, 0.0) + v
-        t = time_call(lambda: librosa.load(f, sr=TARGET_SR), repeats=1)
+        t = time_call(lambda: librosa.load(f, sr=SR), repeats=1)
         naive["librosa.load"] = naive.get("librosa.load", 0.0) + t.wall_s
         kw = dict(n_fft=F.N_FFT, hop_length=F.HOP_LENGTH)
         calls = {
@@ -285,7 +285,7 @@ SCALING_COPIES = 6
 
 
 def measure_scaling(sample_dir: Path, tmp: Path, *, repeats: int = 2) -> tuple[pd.DataFrame, Path]:
-    from audioreg.extract import extract_many
+    from audioreg.features.extract import extract_many
 
     meta = pd.read_csv(sample_dir / "metadata.csv", dtype={"track_id": str})
     one = pd.DataFrame({"track_id": meta["track_id"], "path": [str(sample_dir / p) for p in meta["path"]]})
@@ -318,9 +318,9 @@ def measure_gru(sample_dir: Path, features_dir: Path, tmp: Path, *, epochs: int,
                 pools=(16, 8, 4, 2, 1)) -> tuple[pd.DataFrame, int, int, int]:
     import torch
 
-    from audioreg.extract import array_name
+    from audioreg.features.extract import array_name
     from audioreg.targets import TARGETS
-    from audioreg.train import train_gru
+    from audioreg.models.train import train_gru
 
     torch.set_num_threads(1)
     meta = pd.read_csv(sample_dir / "metadata.csv", dtype={"track_id": str})
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         "Paths:",
         "",
         "- **decode**: `soundfile.read(path, dtype='float32')` (libsndfile), the file's own rate and channels;",
-        "- **decode+resample**: `audioreg.io.load_audio` (decode, mean to mono, soxr HQ to 22,050 Hz): the floor of any CPU extractor;",
+        "- **decode+resample**: `audioreg.data.audio.load_audio` (decode, mean to mono, soxr HQ to 22,050 Hz): the floor of any CPU extractor;",
         "- **ours**: `load_audio` + `audioreg.features.extract_features` (one STFT shared by every feature);",
         "- **naive**: `librosa.load(path, sr=22050)` + `audioreg.features.reference_features` (each feature recomputes its spectrogram; tonnetz via CQT).",
         "",
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         markdown_table(stages.set_index(["path", "stage"]).reset_index(), index=False, floatfmt=",.2f"),
         "",
-        "## Worker scaling: `audioreg.extract.extract_many` over the sample set",
+        "## Worker scaling: `audioreg.features.extract.extract_many` over the sample set",
         "",
         f"the {args.n_sample} files {SCALING_COPIES} times each under distinct track ids ({SCALING_COPIES * args.n_sample} files, "
         f"{SCALING_COPIES * args.n_sample * args.seconds:g} s of audio), fresh output folder each time, median of 2 runs;",
@@ -503,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## GRU training throughput",
         "",
-        f"`audioreg.train.train_gru` on the sample set's features: {n_train} training clips (~{frames} frames each",
+        f"`audioreg.models.train_gru` on the sample set's features: {n_train} training clips (~{frames} frames each",
         f"before pooling), {n_val} validation clips, hidden 256, 2 layers, batch 16, CPU, torch on one thread,",
         f"{args.gru_epochs} epochs per frame_pool ({args.gru_epochs_pool1} at frame_pool=1). An epoch's time includes its",
         "validation pass and checkpoint writes; *clips/s* uses the fastest epoch (epoch 1 also pays warm-up).",

@@ -17,7 +17,7 @@ SHARED = Path(os.environ.get("AUDIOREG_SHARED", REPO.parent / "shared")).resolve
 def _compiled_once():
     """The install's compiled-code cache filled (or repaired) by one process before any test
     or the processes tests start can race to write it."""
-    from audioreg.numba_cache import ensure_compiled
+    from audioreg.features.numba_cache import ensure_compiled
 
     ensure_compiled()
 

@@ -21,8 +21,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audioreg import io, pipeline
-from audioreg.extract import array_name, extract_many
+from audioreg import stages
+from audioreg.data import audio as decode
+from audioreg.features.extract import array_name, extract_many
 from conftest import SR, clicks, tone
 
 HOP = 512
@@ -134,8 +135,8 @@ def test_bad_inputs_in_process_each_named_with_its_reason(folder, tmp_path, monk
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(io, "open", open_denied_for_locked, raising=False)
-    files = pipeline.audio_files(audio)
+    monkeypatch.setattr(decode, "open", open_denied_for_locked, raising=False)
+    files = stages.audio_files(audio)
     res = extract_many(files[["track_id", "path"]], tmp_path / "out", workers=1)
     n_bad = sum(c.reason is not None for c in cases) + 1
     assert (res.computed, res.reused, len(res.failures)) == (len(cases) - n_bad, 0, n_bad)
@@ -159,7 +160,7 @@ def test_timeout_while_decoding_is_reported_as_a_timeout(tmp_path, monkeypatch):
     """Not as a decoding error of a good file."""
     import time
 
-    from audioreg.extract import extract_file
+    from audioreg.features.extract import extract_file
 
     path = tmp_path / "slow.ogg"
     sf.write(path, tone(440.0, 2.0), SR)
@@ -170,7 +171,7 @@ def test_timeout_while_decoding_is_reported_as_a_timeout(tmp_path, monkeypatch):
         return real_read(self, *args, **kwargs)
 
     monkeypatch.setattr(sf.SoundFile, "read", slow_read)
-    monkeypatch.setattr(io, "DECODE_BLOCK_S", 0.05)  # 40 blocks of 0.1 s each
+    monkeypatch.setattr(decode, "DECODE_BLOCK_S", 0.05)  # 40 blocks of 0.1 s each
     res = extract_file(str(path), str(tmp_path / "slow.npy"), timeout_s=0.35)
     assert res == {"ok": False, "reason": f"{path}: timed out after 0.35 s"}
     assert not list(tmp_path.glob("*.npy")) and not list(tmp_path.glob(".*.tmp"))
@@ -186,7 +187,7 @@ def test_file_without_read_permission(tmp_path):
     sf.write(audio / "locked.wav", tone(), SR)
     (audio / "locked.wav").chmod(0)
     try:
-        res = extract_many(pipeline.audio_files(audio)[["track_id", "path"]], tmp_path / "out", workers=1)
+        res = extract_many(stages.audio_files(audio)[["track_id", "path"]], tmp_path / "out", workers=1)
     finally:
         (audio / "locked.wav").chmod(0o644)
     assert list(res.index["track_id"]) == ["fine"]

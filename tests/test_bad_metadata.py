@@ -2,7 +2,7 @@
 
 A bad row lands in the problems table (its line number and the reason) while every good row
 is kept; a problem with the file as a whole raises ``MetadataError`` naming the file and what
-to do. ``_ingest_metadata`` does what ``pipeline.ingest`` (notebook 01) does with the two.
+to do. ``_ingest_metadata`` does what ``stages.ingest`` (notebook 01) does with the two.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioreg import io, pipeline
+from audioreg import stages
+from audioreg.data import metadata
 from audioreg.targets import TARGETS
 from conftest import tone
 
@@ -35,10 +36,10 @@ def _write(tmp_path, *lines: str, name: str = "metadata.csv") -> str:
 
 
 def _ingest_metadata(path) -> tuple[list[str], list[tuple[int, str, str]]]:
-    """Kept track ids, and the problems as (row, track_id, reason), the way ``pipeline.ingest`` splits them."""
-    df = io.read_metadata(path)
-    problems = io.validate_labels(df)
-    assert list(problems.columns) == list(io.PROBLEM_COLUMNS)
+    """Kept track ids, and the problems as (row, track_id, reason), the way ``stages.ingest`` splits them."""
+    df = metadata.read_metadata(path)
+    problems = metadata.validate_labels(df)
+    assert list(problems.columns) == list(metadata.PROBLEM_COLUMNS)
     assert (problems["stage"] == "metadata").all()
     kept = df.loc[~df["row"].isin(problems["row"]), "track_id"].tolist()
     assert len(kept) + len(problems) == len(df)  # nothing lost
@@ -136,10 +137,10 @@ def test_track_ids_equal_up_to_nfc_and_spaces_are_duplicates(tmp_path):
 
 def test_text_that_pandas_would_read_as_missing_stays_text(tmp_path):
     path = _write(tmp_path, _line("NA", artists="None", track_name="N/A"), _line("null"))
-    df = io.read_metadata(path)
+    df = metadata.read_metadata(path)
     assert df["track_id"].tolist() == ["NA", "null"]
     assert df.loc[0, "artists"] == "None" and df.loc[0, "track_name"] == "N/A"
-    assert len(io.validate_labels(df)) == 0
+    assert len(metadata.validate_labels(df)) == 0
 
 
 def test_row_with_an_unquoted_comma_is_listed_and_the_others_kept(tmp_path):
@@ -162,7 +163,7 @@ def test_row_split_by_an_unquoted_line_break_is_listed(tmp_path):
 
 def test_rows_are_named_by_their_line_across_blank_lines_and_quoted_line_breaks(tmp_path):
     path = _write(tmp_path, _line("a"), "", _line("b", track_name='"two\nlines"'), "", "", _line("c", key="-1"))
-    df = io.read_metadata(path)
+    df = metadata.read_metadata(path)
     assert df["row"].tolist() == [2, 4, 8]
     assert df.loc[1, "track_name"] == "two\nlines"
     kept, problems = _ingest_metadata(path)
@@ -171,8 +172,8 @@ def test_rows_are_named_by_their_line_across_blank_lines_and_quoted_line_breaks(
 
 # ------------------------------------------------------------------ bad files: one clear error
 def _raises(path) -> str:
-    with pytest.raises(io.MetadataError) as info:
-        io.read_metadata(path)
+    with pytest.raises(metadata.MetadataError) as info:
+        metadata.read_metadata(path)
     return str(info.value)
 
 
@@ -194,7 +195,7 @@ def test_latin1_byte_after_a_bom_counts_the_bom(tmp_path):
 def test_utf8_with_bom_is_read(tmp_path):
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + (",".join(HEADER) + "\n" + _line("a")).encode("utf-8"))
-    assert io.read_metadata(path)["track_id"].tolist() == ["a"]
+    assert metadata.read_metadata(path)["track_id"].tolist() == ["a"]
 
 
 def test_utf16_file(tmp_path):
@@ -278,7 +279,7 @@ def test_file_not_found(tmp_path):
     assert _raises(path) == f"{path}: metadata file not found"
 
 
-# ------------------------------------------------------------------ through pipeline.ingest (notebook 01)
+# ------------------------------------------------------------------ through stages.ingest (notebook 01)
 @pytest.fixture
 def tiny_set(tmp_path):
     audio = tmp_path / "audio"
@@ -294,7 +295,7 @@ def test_ingest_lists_bad_rows_and_keeps_every_good_one(tiny_set):
     root, params = tiny_set
     _write(root, _line("a"), _line("b", energy=""), _line("c", key="-1"), _line("d"), _line("a"), _line("e"),
            name="meta.csv")
-    ing = pipeline.ingest(params)
+    ing = stages.ingest(params)
     assert sorted(ing.manifest["track_id"]) == ["a", "d", "e"]
     got = list(ing.problems[["row", "track_id", "stage", "reason"]].itertuples(index=False, name=None))
     assert got == [(3, "b", "metadata", "energy is missing (empty or NaN)"),
@@ -308,8 +309,8 @@ def test_ingest_stops_on_a_file_it_cannot_read(tiny_set):
     path = root / "meta.csv"
     raw = (",".join(HEADER) + "\n" + _line("a", artists="Björk") + "\n").encode("latin-1")
     path.write_bytes(raw)
-    with pytest.raises(io.MetadataError) as info:
-        pipeline.ingest(params)
+    with pytest.raises(metadata.MetadataError) as info:
+        stages.ingest(params)
     offset = len(",".join(HEADER)) + 1 + len("a,Bj")
     assert str(info.value) == f"{path}: not UTF-8 (byte 0xf6 on line 2, offset {offset}); re-save the file as UTF-8"
     assert path.read_bytes() == raw  # raw data is never edited

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from audioreg import bench
-from audioreg import features as F
+from audioreg.features import frames as F
 
 from conftest import SR, tone
 

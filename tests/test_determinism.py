@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audioreg import pipeline, runner
-from audioreg.extract import array_name
+from audioreg import runner, stages, store
+from audioreg.features.extract import array_name
 from audioreg.params import load_yaml
 from conftest import REPO
 
@@ -108,7 +108,7 @@ def only(paths) -> Path:
 
 
 def stored_split(root: Path) -> pd.DataFrame:
-    return pipeline.read_split(only((root / "data/splits").glob("split-*.csv")))
+    return stages.read_split(only((root / "data/splits").glob("split-*.csv")))
 
 
 def features_dir(root: Path) -> Path:
@@ -200,10 +200,10 @@ def test_other_gru_settings_never_share_a_checkpoint_folder(tmp_path):
     model_keys = sorted(set(decl["05_gru"]) - set(decl["03_split"]) - not_model)
     assert {"hidden_size", "dropout", "lr", "grad_clip", "frame_pool"} <= set(model_keys)
     params = {**load_yaml(REPO / "params/base.yaml"), "root": str(tmp_path)}
-    folder = pipeline.gru_checkpoint_dir(params, "splitkey")
+    folder = store.gru_checkpoint_dir(params, "splitkey")
     for key in ("epochs", "device", "resume", "progress"):
-        assert pipeline.gru_checkpoint_dir({**params, key: changed(params[key])}, "splitkey") == folder, key
-    assert pipeline.gru_checkpoint_dir(params, "othersplit") != folder
+        assert store.gru_checkpoint_dir({**params, key: changed(params[key])}, "splitkey") == folder, key
+    assert store.gru_checkpoint_dir(params, "othersplit") != folder
     for key in [*model_keys, "seed"]:
         other = {**params, key: changed(params[key])}
-        assert pipeline.gru_checkpoint_dir(other, "splitkey") != folder, key
+        assert store.gru_checkpoint_dir(other, "splitkey") != folder, key

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audioreg import pipeline
+from audioreg import stages
 from audioreg.cli import main
-from audioreg.extract import array_name, extract_many
+from audioreg.features.extract import array_name, extract_many
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def _check(out, res):
 
 def _raise_on_one(path, out_path, *, timeout_s=0.0):
     """Stands in for the Dask task: one that raises, as a crashing decoder would."""
-    from audioreg.extract import _extract_on_worker
+    from audioreg.features.extract import _extract_on_worker
 
     if "broken" in path:
         raise RuntimeError("decoder crashed")
@@ -56,16 +56,16 @@ def test_backends_write_identical_caches(audio_dir, tmp_path, capsys, monkeypatc
     distributed = pytest.importorskip("distributed")
     assert main(["extract", str(audio_dir), "--out", str(tmp_path / "w1"), "--workers", "1", "--no-progress"]) == 0
     assert "computed 6, reused 0, failed 1" in capsys.readouterr().out
-    _check(tmp_path / "w1", pipeline.extract_folder(audio_dir, tmp_path / "w1b", workers=1, progress=False))
-    _check(tmp_path / "w2", pipeline.extract_folder(audio_dir, tmp_path / "w2", workers=2, progress=False))
+    _check(tmp_path / "w1", stages.extract_folder(audio_dir, tmp_path / "w1b", workers=1, progress=False))
+    _check(tmp_path / "w2", stages.extract_folder(audio_dir, tmp_path / "w2", workers=2, progress=False))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         assert main(["extract", str(audio_dir), "--out", str(tmp_path / "dask"), "--scheduler",
                      cluster.scheduler_address, "--no-progress"]) == 0
         # a task that raises on a worker is a failure row naming the file; the batch goes on
-        from audioreg import extract as X
+        from audioreg.features import extract as X
 
         monkeypatch.setattr(X, "_extract_on_worker", _raise_on_one)
-        res = pipeline.extract_folder(audio_dir, tmp_path / "raising", scheduler=cluster.scheduler_address, progress=False)
+        res = stages.extract_folder(audio_dir, tmp_path / "raising", scheduler=cluster.scheduler_address, progress=False)
         monkeypatch.undo()
         assert len(res.index) == 6 and list(res.failures["track_id"]) == ["broken"]
         assert res.failures["reason"][0].startswith("worker failed on ") and "broken.wav" in res.failures["reason"][0]
@@ -84,7 +84,7 @@ def test_backends_write_identical_caches(audio_dir, tmp_path, capsys, monkeypatc
 
 def test_rerun_reuses_everything_and_recomputes_changed_files(audio_dir, tmp_path, capsys):
     out = tmp_path / "feats"
-    pipeline.extract_folder(audio_dir, out, workers=1, progress=False)
+    stages.extract_folder(audio_dir, out, workers=1, progress=False)
     files = sorted(out.glob("*.npy"))
     mtimes = {p: p.stat().st_mtime_ns for p in files}
     first = pd.read_csv(out / "index.csv").drop(columns="seconds")
@@ -96,14 +96,14 @@ def test_rerun_reuses_everything_and_recomputes_changed_files(audio_dir, tmp_pat
     # a changed audio file is re-extracted, the others are not
     src = tmp_path / "audio"
     shutil.copytree(audio_dir, src)
-    pipeline.extract_folder(src, tmp_path / "feats2", workers=1, progress=False)
+    stages.extract_folder(src, tmp_path / "feats2", workers=1, progress=False)
     victim = sorted(p for p in src.iterdir() if p.stem != "broken")[0]
     victim.write_bytes(victim.read_bytes())  # same content, new mtime
     import os
 
     st = victim.stat()
     os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    res = pipeline.extract_folder(src, tmp_path / "feats2", workers=1, progress=False)
+    res = stages.extract_folder(src, tmp_path / "feats2", workers=1, progress=False)
     assert (res.computed, res.reused, len(res.failures)) == (1, 5, 1)
 
 
@@ -139,7 +139,7 @@ def test_torch_device_path_agrees_with_the_cpu_cache(audio_dir, tmp_path, capsys
     """`--device torch-cpu`: workers decode, features in batches with torch; same rows and failures,
     values within features_torch.TOLERANCES of the compiled CPU path."""
     pytest.importorskip("torch")
-    from audioreg.features_torch import TOLERANCES
+    from audioreg.features.torch_batch import TOLERANCES
     from audioreg.features import BLOCKS
 
     assert main(["extract", str(audio_dir), "--out", str(tmp_path / "cpu"), "--workers", "1", "--no-progress"]) == 0

@@ -1,4 +1,4 @@
-"""The torch batch path (audioreg.features_torch) against audioreg.features.extract_features.
+"""The torch batch path (audioreg.features.torch_batch) against audioreg.features.extract_features.
 
 Runs on the CPU build of torch; with CUDA present, ``device="auto"`` runs the same checks on
 the GPU.
@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from audioreg import features as F  # noqa: E402
-from audioreg import features_torch as FT  # noqa: E402
+from audioreg.features import frames as F  # noqa: E402
+from audioreg.features import torch_batch as FT  # noqa: E402
 from audioreg.device import resolve_device  # noqa: E402
 from conftest import SR, clicks, tone, triad  # noqa: E402
 

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audioreg import io
+from audioreg.data import audio, linking, metadata
+from audioreg.data import audio as decode
 from audioreg.targets import TARGETS
 from conftest import tone
 
@@ -20,19 +21,19 @@ def test_load_audio_decodes_mixes_and_resamples(tmp_path, fmt, sr, channels):
     y = tone(1000.0, seconds=1.0, sr=sr)
     data = np.stack([y] * channels, axis=1) if channels > 1 else y
     path = write(tmp_path / f"a.{fmt}", data, sr)
-    out, out_sr = io.load_audio(path)
+    out, out_sr = audio.load_audio(path)
     assert out_sr == 22050 and out.ndim == 1 and out.dtype == np.float32
     assert abs(out.size - 22050) <= 2
     spec = np.abs(np.fft.rfft(out))
     assert np.fft.rfftfreq(out.size, 1 / 22050)[spec.argmax()] == pytest.approx(1000, abs=2)
-    info = io.probe_audio(path)
+    info = audio.probe_audio(path)
     assert info["sample_rate"] == sr and info["channels"] == channels
     assert info["duration_s"] == pytest.approx(1.0, abs=0.01)
 
 
 def test_max_duration_reads_a_prefix(tmp_path):
     path = write(tmp_path / "a.wav", tone(440, seconds=3.0, sr=44100), 44100)
-    y, _ = io.load_audio(path, max_duration=1.0)
+    y, _ = audio.load_audio(path, max_duration=1.0)
     assert abs(y.size - 22050) <= 2
 
 
@@ -41,14 +42,14 @@ def test_bad_files_name_the_file(tmp_path):
     empty.write_bytes(b"")
     fake = tmp_path / "notes.mp3"
     fake.write_text("this is not audio\n" * 50)
-    with pytest.raises(io.AudioDecodeError, match=r"empty\.wav: empty file \(0 bytes\)"):
-        io.load_audio(empty)
-    with pytest.raises(io.AudioDecodeError, match=r"notes\.mp3: not a readable audio file"):
-        io.load_audio(fake)
-    with pytest.raises(io.AudioDecodeError, match=r"notes\.mp3: not a readable audio file"):
-        io.probe_audio(fake)
-    with pytest.raises(io.AudioDecodeError, match="no such file"):
-        io.load_audio(tmp_path / "missing.ogg")
+    with pytest.raises(audio.AudioDecodeError, match=r"empty\.wav: empty file \(0 bytes\)"):
+        audio.load_audio(empty)
+    with pytest.raises(audio.AudioDecodeError, match=r"notes\.mp3: not a readable audio file"):
+        audio.load_audio(fake)
+    with pytest.raises(audio.AudioDecodeError, match=r"notes\.mp3: not a readable audio file"):
+        audio.probe_audio(fake)
+    with pytest.raises(audio.AudioDecodeError, match="no such file"):
+        audio.load_audio(tmp_path / "missing.ogg")
 
 
 def _metadata(rows):
@@ -61,7 +62,7 @@ def test_read_metadata_rows_and_nfc(tmp_path):
                     {"track_id": "b", "artists": "Sigur Rós", "track_name": "y"}])
     path = tmp_path / "m.csv"
     df.to_csv(path, index=False, encoding="utf-8-sig")
-    got = io.read_metadata(path)
+    got = metadata.read_metadata(path)
     assert list(got["row"]) == [2, 3]
     assert got["artists"][0] == unicodedata.normalize("NFC", "Björk")
 
@@ -69,16 +70,16 @@ def test_read_metadata_rows_and_nfc(tmp_path):
 def test_read_metadata_errors_name_the_file(tmp_path):
     p = tmp_path / "latin.csv"
     _metadata([{"track_id": "a", "artists": "Motörhead"}]).to_csv(p, index=False, encoding="latin-1")
-    with pytest.raises(io.MetadataError, match=r"latin\.csv: not UTF-8"):
-        io.read_metadata(p)
+    with pytest.raises(metadata.MetadataError, match=r"latin\.csv: not UTF-8"):
+        metadata.read_metadata(p)
     p2 = tmp_path / "noid.csv"
     _metadata([{"track_id": "a"}]).drop(columns=["track_id"]).to_csv(p2, index=False)
-    with pytest.raises(io.MetadataError, match=r"noid\.csv: missing column 'track_id'"):
-        io.read_metadata(p2)
+    with pytest.raises(metadata.MetadataError, match=r"noid\.csv: missing column 'track_id'"):
+        metadata.read_metadata(p2)
     p3 = tmp_path / "notempo.csv"
     _metadata([{"track_id": "a"}]).drop(columns=["tempo"]).to_csv(p3, index=False)
-    with pytest.raises(io.MetadataError, match=r"notempo\.csv: missing column 'tempo'"):
-        io.read_metadata(p3)
+    with pytest.raises(metadata.MetadataError, match=r"notempo\.csv: missing column 'tempo'"):
+        metadata.read_metadata(p3)
 
 
 def test_validate_labels_lists_each_bad_row(tmp_path):
@@ -86,7 +87,7 @@ def test_validate_labels_lists_each_bad_row(tmp_path):
                     {"track_id": "l", "loudness": 2.0}, {"track_id": "n", "energy": np.nan},
                     {"track_id": "d"}, {"track_id": "d"}, {"track_id": "c"}, {"track_id": "c", "energy": 0.2}])
     df.insert(0, "row", range(2, 2 + len(df)))
-    probs = io.validate_labels(df).set_index("row")["reason"]
+    probs = metadata.validate_labels(df).set_index("row")["reason"]
     assert 2 not in probs.index
     assert probs[3] == "key=-1 outside [0, 11] (Spotify's -1: no key detected)"
     assert probs[4] == "tempo=0 outside [1, 300] (Spotify's 0: no beat detected)"
@@ -99,9 +100,9 @@ def test_validate_labels_lists_each_bad_row(tmp_path):
 
 
 def test_normalize_name():
-    assert io.normalize_name(unicodedata.normalize("NFD", "Beyoncé — Halo")) == io.normalize_name("beyoncé - halo")
-    assert io.normalize_name("  AC/DC   Back_in_Black ") == "ac dc back in black"
-    assert io.artist_title_key("Daft Punk;Pharrell", "Get Lucky") == io.artist_title_key("daft punk", "get lucky")
+    assert linking.normalize_name(unicodedata.normalize("NFD", "Beyoncé — Halo")) == linking.normalize_name("beyoncé - halo")
+    assert linking.normalize_name("  AC/DC   Back_in_Black ") == "ac dc back in black"
+    assert linking.artist_title_key("Daft Punk;Pharrell", "Get Lucky") == linking.artist_title_key("daft punk", "get lucky")
 
 
 def test_link_audio_three_ways(tmp_path):
@@ -113,7 +114,7 @@ def test_link_audio_three_ways(tmp_path):
                        "artists": ["x", "y", unicodedata.normalize("NFD", "sigur rós"), "z"],
                        "track_name": ["a", "b", "HOPPÍPOLLA", "missing"],
                        "path": ["audio/given.wav", None, None, None]})
-    links = io.link_audio(df, audio_dir=audio, metadata_dir=tmp_path)
+    links = linking.link_audio(df, audio_dir=audio, metadata_dir=tmp_path)
     assert list(links["link"][:3]) == ["path column", "track_id file name", "artist - title"]
     assert links["path"][2].endswith("Hoppípolla.ogg")
     assert pd.isna(links["path"][3]) and "no audio file for track_id 'id4'" in links["reason"][3]
@@ -124,10 +125,10 @@ def test_real_music_decodes_at_22050(shared_data):
     index = pd.read_csv(shared_data / "music" / "index.csv")
     for row in index.itertuples():
         path = shared_data / "music" / row.file
-        info = io.probe_audio(path)
+        info = audio.probe_audio(path)
         assert info["sample_rate"] == row.sample_rate and info["channels"] == row.channels, row.file
         assert info["duration_s"] == pytest.approx(row.duration_s, abs=0.6), row.file
-        y, sr = io.load_audio(path, max_duration=5.0)
+        y, sr = audio.load_audio(path, max_duration=5.0)
         assert sr == 22050 and abs(y.size - 5 * 22050) <= 2 and np.isfinite(y).all(), row.file
         assert np.abs(y).max() > 1e-3, row.file
 
@@ -136,7 +137,7 @@ def test_real_speech_and_fixtures_decode(shared_data):
     files = sorted((shared_data / "real" / "speech").glob("*.ogg")) + sorted((shared_data / "real" / "mir_fixtures").glob("*.[wfm][alp][v3c]*"))
     assert files
     for path in files:
-        y, sr = io.load_audio(path)
+        y, sr = audio.load_audio(path)
         assert sr == 22050 and y.size > 22050 and np.isfinite(y).all(), path.name
 
 
@@ -146,8 +147,8 @@ def test_streaming_decode_is_identical_to_one_shot(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     stereo = (0.1 * rng.standard_normal((44100 * 5, 2))).astype(np.float32)
     path = write(tmp_path / "s.flac", stereo, 44100, subtype="PCM_24")
-    monkeypatch.setattr(io, "DECODE_BLOCK_S", 0.7)  # many blocks
-    y, _ = io.load_audio(path)
+    monkeypatch.setattr(decode, "DECODE_BLOCK_S", 0.7)  # many blocks
+    y, _ = audio.load_audio(path)
     data, _ = sf.read(str(path), dtype="float32", always_2d=True)
     np.testing.assert_array_equal(y, soxr.resample(data.mean(axis=1), 44100, 22050, quality="HQ"))
 
@@ -158,8 +159,8 @@ def test_truncated_file_names_the_file(tmp_path):
     cut = tmp_path / "cut.ogg"
     cut.write_bytes(blob[: len(blob) // 2])
     try:
-        y, _ = io.load_audio(cut)
-    except io.AudioDecodeError as exc:
+        y, _ = audio.load_audio(cut)
+    except audio.AudioDecodeError as exc:
         assert "cut.ogg" in str(exc)
     else:  # libsndfile may decode the intact prefix: then it must be a prefix, not garbage
         assert 0 < y.size < 3 * 22050 and np.isfinite(y).all()

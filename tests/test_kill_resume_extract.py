@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from audioreg import pipeline
-from audioreg.extract import array_name
+from audioreg import stages
+from audioreg.features.extract import array_name
 from conftest import SR
 
 HOP = 512
@@ -93,7 +93,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     assert {p: (out / p).stat().st_mtime_ns for p in before} == {p: mt for p, (_, mt) in before.items()}
     assert not list(out.glob(".*.tmp"))  # the killed run's temp files are gone, none was read
 
-    clean = pipeline.extract_folder(audio, tmp_path / "clean", workers=1, progress=False)
+    clean = stages.extract_folder(audio, tmp_path / "clean", workers=1, progress=False)
     assert len(clean.index) == N_FILES and clean.failures.empty
     for tid in lengths:
         name = array_name(tid)

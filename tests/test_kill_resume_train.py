@@ -1,7 +1,7 @@
 """GRU training under faults: a run killed with SIGKILL resumes to exactly the weights of an
 uninterrupted run, and torn or leftover checkpoint files are never trusted.
 
-The kill test runs :func:`audioreg.train.train_gru` in real subprocesses (their own process
+The kill test runs :func:`audioreg.models.train_gru` in real subprocesses (their own process
 group, so SIGKILL takes everything down at once, as a crash or an OOM kill would), on small
 synthetic feature arrays stored as ``.npy`` files and read back as memmaps like the pipeline's.
 """
@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import torch
 
-from audioreg import train
+from audioreg.models import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -44,7 +44,7 @@ import torch
 
 torch.set_num_threads(1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-from audioreg.train import train_gru
+from audioreg.models.train import train_gru
 
 data, checkpoint_dir, kwargs = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 
@@ -224,7 +224,7 @@ def test_torn_last_checkpoint_resumes_from_best_and_stray_temp_files_are_ignored
     shutil.copyfile(tmp_path / "other/best.pt", torn / ".best.pt.k1ll3d.tmp")
     (torn / ".history.csv.k1ll3d.tmp").write_text("epoch,train_loss\n1,0.")
 
-    with caplog.at_level("WARNING", logger="audioreg.train"):
+    with caplog.at_level("WARNING", logger="audioreg.models.train"):
         result = small_run(torn, epochs=4)
     assert "unreadable checkpoint" in caplog.text and "resuming from" in caplog.text
     assert result.history["epoch"].tolist() == [1, 2, 3, 4]

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from audioreg import labels, synth
+from audioreg import synth
+from audioreg.judge import labels
 
 
 def frame(n: int = 500, *, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from audioreg import metrics, models, pipeline, train
+from audioreg import stages
+from audioreg.judge import metrics
+from audioreg.models import forest, train
 from audioreg.targets import clip_to_valid
 
 pytestmark = pytest.mark.slow
@@ -14,33 +16,33 @@ def sample(tmp_path_factory):
     root = tmp_path_factory.mktemp("learn")
     params = {"root": str(root), "metadata_path": "data/raw/learn/metadata.csv", "audio_dir": "data/raw/learn",
               "synth_n": 120, "synth_seconds": 8.0, "seed": 0, "workers": 2, "progress": False}
-    sp = pipeline.split(params)
-    parts = {s: pipeline.part(sp.table, s) for s in ("train", "val", "test")}
+    sp = stages.split(params)
+    parts = {s: stages.part(sp.table, s) for s in ("train", "val", "test")}
     return params, parts
 
 
 def _smse(parts, pred):
-    return metrics.per_target(pipeline.targets(parts["test"]), pred)["smse"]
+    return metrics.per_target(stages.targets(parts["test"]), pred)["smse"]
 
 
 def test_random_forest_beats_the_mean(sample):
     _, parts = sample
-    X = {s: models.aggregate(pipeline.sequences(p)) for s, p in parts.items()}
-    search = models.fit_rf_search(X["train"], pipeline.targets(parts["train"]), n_iter=2, cv=2, random_state=0, n_jobs=2)
+    X = {s: forest.aggregate(stages.sequences(p)) for s, p in parts.items()}
+    search = forest.fit_rf_search(X["train"], stages.targets(parts["train"]), n_iter=2, cv=2, random_state=0, n_jobs=2)
     smse = _smse(parts, clip_to_valid(search.predict(X["test"])))
-    baseline = _smse(parts, metrics.mean_baseline(pipeline.targets(parts["train"]), len(parts["test"])))
+    baseline = _smse(parts, metrics.mean_baseline(stages.targets(parts["train"]), len(parts["test"])))
     assert smse.mean() < 0.9 * baseline.mean()
     assert (smse < 1).sum() >= 6, smse  # most targets beat predicting the mean
 
 
 def test_gru_beats_the_mean(sample, tmp_path):
     _, parts = sample
-    res = train.train_gru(pipeline.sequences(parts["train"]), pipeline.targets(parts["train"]),
-                          pipeline.sequences(parts["val"]), pipeline.targets(parts["val"]),
+    res = train.train_gru(stages.sequences(parts["train"]), stages.targets(parts["train"]),
+                          stages.sequences(parts["val"]), stages.targets(parts["val"]),
                           hidden_size=64, num_layers=2, dropout=0.1, lr=3e-3, epochs=25, batch_size=16,
                           frame_pool=8, checkpoint_dir=tmp_path, random_state=0)
-    pred = clip_to_valid(train.predict_gru(res.best_checkpoint, pipeline.sequences(parts["test"])))
+    pred = clip_to_valid(train.predict_gru(res.best_checkpoint, stages.sequences(parts["test"])))
     smse = _smse(parts, pred)
-    baseline = _smse(parts, metrics.mean_baseline(pipeline.targets(parts["train"]), len(parts["test"])))
+    baseline = _smse(parts, metrics.mean_baseline(stages.targets(parts["train"]), len(parts["test"])))
     assert np.isfinite(smse.mean()) and smse.mean() < baseline.mean()
     assert (smse < 1).sum() >= 6, smse

@@ -1,4 +1,4 @@
-"""Tests for audioreg.metrics: closed-form cases and properties."""
+"""Tests for audioreg.judge.metrics: closed-form cases and properties."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-from audioreg import metrics
+from audioreg.judge import metrics
 from audioreg.targets import TARGETS
 from conftest import random_labels
 

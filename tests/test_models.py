@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.model_selection import GroupKFold
 
-from audioreg import models
+from audioreg.models import forest, gru
 from audioreg.targets import TARGETS
 
 
@@ -47,7 +47,7 @@ def make_regression(rng, n, *, scale_first=1.0):
 def test_aggregate_matches_numpy_mean_and_std():
     rng = np.random.default_rng(0)
     seqs = make_sequences(rng, 5)
-    X = models.aggregate(seqs)
+    X = forest.aggregate(seqs)
     assert X.shape == (5, 2 * 46)
     for row, seq in zip(X, seqs):
         seq64 = seq.astype(np.float64)
@@ -57,10 +57,10 @@ def test_aggregate_matches_numpy_mean_and_std():
 
 def test_aggregate_streams_chunks_exactly(monkeypatch):
     # Many tiny chunks must combine to the same moments as one pass.
-    monkeypatch.setattr(models, "_CHUNK_FRAMES", 7)
+    monkeypatch.setattr(forest, "_CHUNK_FRAMES", 7)
     rng = np.random.default_rng(1)
     seq = (1e4 + rng.normal(size=(101, 3))).astype(np.float32)  # large offset: no cancellation
-    n, mean, m2 = models._streaming_moments(seq, chunk_frames=7)
+    n, mean, m2 = forest._streaming_moments(seq, chunk_frames=7)
     assert n == 101
     np.testing.assert_allclose(mean, seq.astype(np.float64).mean(axis=0), rtol=1e-13)
     np.testing.assert_allclose(np.sqrt(m2 / n), seq.astype(np.float64).std(axis=0), rtol=1e-9)
@@ -75,21 +75,21 @@ def test_aggregate_works_on_memmaps(tmp_path):
         np.save(paths[-1], seq)
     mapped = [np.load(p, mmap_mode="r") for p in paths]
     assert all(isinstance(m, np.memmap) for m in mapped)
-    np.testing.assert_allclose(models.aggregate(mapped), models.aggregate(seqs), rtol=1e-12)
+    np.testing.assert_allclose(forest.aggregate(mapped), forest.aggregate(seqs), rtol=1e-12)
 
 
 def test_aggregate_rejects_bad_input():
     with pytest.raises(ValueError):
-        models.aggregate([])
+        forest.aggregate([])
     with pytest.raises(ValueError):
-        models.aggregate([np.zeros((0, 46), np.float32)])
+        forest.aggregate([np.zeros((0, 46), np.float32)])
     with pytest.raises(ValueError):
-        models.aggregate([np.zeros((3, 46)), np.zeros((3, 45))])
+        forest.aggregate([np.zeros((3, 46)), np.zeros((3, 45))])
 
 
 def test_aggregate_names_order_matches_aggregate():
     frame_names = [("mfcc", 0), ("mfcc", 1), ("chroma", 0)]
-    names = models.aggregate_names(frame_names)
+    names = forest.aggregate_names(frame_names)
     assert names == [
         ("mfcc", "mean", 0),
         ("mfcc", "mean", 1),
@@ -99,7 +99,7 @@ def test_aggregate_names_order_matches_aggregate():
         ("chroma", "std", 0),
     ]
     seq = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 6.0]])
-    X = models.aggregate([seq])[0]
+    X = forest.aggregate([seq])[0]
     assert X[names.index(("chroma", "mean", 0))] == 4.0
     assert X[names.index(("mfcc", "std", 0))] == 1.0
 
@@ -110,7 +110,7 @@ def test_aggregate_names_order_matches_aggregate():
 def test_rf_search_follows_sklearn_conventions():
     rng = np.random.default_rng(3)
     X, Y = make_regression(rng, 90)
-    search = models.fit_rf_search(
+    search = forest.fit_rf_search(
         X, Y, n_iter=3, cv=3, param_distributions=SMALL_GRID, random_state=0, n_jobs=1
     )
     assert hasattr(search, "best_estimator_") and hasattr(search, "cv_results_")
@@ -128,7 +128,7 @@ def test_rf_search_predicts_raw_units():
     X, Y = make_regression(rng, 90)
     Y[:, TARGETS.index("tempo")] = 120 + 30 * Y[:, TARGETS.index("tempo")]
     Y[:, TARGETS.index("loudness")] = -10 + 3 * Y[:, TARGETS.index("loudness")]
-    search = models.fit_rf_search(
+    search = forest.fit_rf_search(
         X, Y, n_iter=2, cv=3, param_distributions=SMALL_GRID, random_state=0, n_jobs=1
     )
     pred = search.predict(X)
@@ -144,10 +144,10 @@ def test_rf_search_scores_on_standardized_targets():
     rng = np.random.default_rng(5)
     X, Y = make_regression(rng, 90)
     kwargs = {"n_iter": 4, "cv": 3, "param_distributions": SMALL_GRID, "random_state": 0}
-    plain = models.fit_rf_search(X, Y, n_jobs=1, **kwargs)
+    plain = forest.fit_rf_search(X, Y, n_jobs=1, **kwargs)
     scaled_Y = Y.copy()
     scaled_Y[:, 0] *= 1000.0  # one target on a scale 1000x the others (variance 1e6x)
-    scaled = models.fit_rf_search(X, scaled_Y, n_jobs=1, **kwargs)
+    scaled = forest.fit_rf_search(X, scaled_Y, n_jobs=1, **kwargs)
     # Rescaling one target leaves the scores unchanged up to split ties that floating-point
     # rounding breaks differently (~1 %); MSE in raw units would grow ~1e6 / 11 times.
     np.testing.assert_allclose(
@@ -157,7 +157,7 @@ def test_rf_search_scores_on_standardized_targets():
     est = scaled.best_estimator_
     mu, sd = scaled_Y.mean(axis=0), scaled_Y.std(axis=0)
     expected = -np.mean(((est.predict(X) - mu) / sd - (scaled_Y - mu) / sd) ** 2)
-    assert models.standardized_mse_score(est, X, scaled_Y) == pytest.approx(expected, rel=1e-9)
+    assert forest.standardized_mse_score(est, X, scaled_Y) == pytest.approx(expected, rel=1e-9)
     # ... which is on the order of 1, not of the large target's variance.
     assert -1.0 < scaled.best_score_ < 0.0
 
@@ -175,7 +175,7 @@ def test_rf_search_uses_group_folds(monkeypatch):
     rng = np.random.default_rng(6)
     X, Y = make_regression(rng, 60)
     groups = np.repeat(np.arange(15), 4)  # 15 "artists", 4 songs each
-    models.fit_rf_search(
+    forest.fit_rf_search(
         X, Y, n_iter=1, cv=3, param_distributions=SMALL_GRID, groups=groups, n_jobs=1
     )
     assert len(seen) == 3
@@ -187,7 +187,7 @@ def test_rf_search_beats_the_mean_on_held_out_data():
     rng = np.random.default_rng(7)
     X, Y = make_regression(rng, 300, scale_first=1000.0)
     train, test = slice(0, 240), slice(240, None)
-    search = models.fit_rf_search(
+    search = forest.fit_rf_search(
         X[train], Y[train], n_iter=3, cv=3, param_distributions=SMALL_GRID
     )
     sd = Y[train].std(axis=0)
@@ -200,16 +200,16 @@ def test_rf_search_beats_the_mean_on_held_out_data():
 def test_rf_default_distributions_are_valid():
     rng = np.random.default_rng(8)
     X, Y = make_regression(rng, 40)
-    search = models.fit_rf_search(X, Y, n_iter=1, cv=2, random_state=1)
+    search = forest.fit_rf_search(X, Y, n_iter=1, cv=2, random_state=1)
     for key, value in search.best_params_.items():
-        assert value in models.DEFAULT_RF_PARAM_DISTRIBUTIONS[key.removeprefix("regressor__")]
+        assert value in forest.DEFAULT_RF_PARAM_DISTRIBUTIONS[key.removeprefix("regressor__")]
 
 
 # ------------------------------------------------------------------------------------- GRU
 
 
 def test_gru_output_shape_and_config():
-    net = models.GRURegressor(n_features=46, hidden_size=16, num_layers=3, n_outputs=11)
+    net = gru.GRURegressor(n_features=46, hidden_size=16, num_layers=3, n_outputs=11)
     x = torch.randn(4, 30, 46)
     y = net(x, torch.tensor([30, 12, 1, 7]))
     assert y.shape == (4, 11)
@@ -221,12 +221,12 @@ def test_gru_output_shape_and_config():
         "n_outputs": 11,
         "layer_norm": True,
     }
-    assert isinstance(models.GRURegressor(layer_norm=False).norm, torch.nn.Identity)
+    assert isinstance(gru.GRURegressor(layer_norm=False).norm, torch.nn.Identity)
 
 
 def test_gru_ignores_padding():
     gen = torch.Generator().manual_seed(0)
-    net = models.GRURegressor(n_features=5, hidden_size=8, num_layers=2).eval()
+    net = gru.GRURegressor(n_features=5, hidden_size=8, num_layers=2).eval()
     seqs = [torch.randn(n, 5, generator=gen) for n in (9, 4, 13)]
     alone = [net(s[None], torch.tensor([len(s)]))[0] for s in seqs]
     batch = torch.full((3, 20, 5), 1e3)  # garbage beyond each length
@@ -242,7 +242,7 @@ def test_gru_ignores_padding():
 
 
 def test_gru_rejects_bad_lengths():
-    net = models.GRURegressor(n_features=3, hidden_size=4)
+    net = gru.GRURegressor(n_features=3, hidden_size=4)
     with pytest.raises(ValueError):
         net(torch.zeros(2, 5, 3), torch.tensor([5, 6]))
     with pytest.raises(ValueError):

@@ -60,7 +60,7 @@ def test_html_report_has_heatmap_and_curves(smoke_run):
     page = (result.report_dir / "06_error_analysis.html").read_text(encoding="utf-8")
     assert 'id="audioreg-mse-heatmap"' in page
     assert 'id="audioreg-training-curves"' in page
-    assert "def " not in page and "audioreg.pipeline" not in page  # --no-input: code hidden
+    assert "def " not in page and "audioreg.stages" not in page  # --no-input: code hidden
     index = (result.report_dir / "index.html").read_text(encoding="utf-8")
     for nb in runner.NOTEBOOKS:
         assert f'href="{nb}.html"' in index and (result.report_dir / f"{nb}.html").is_file()

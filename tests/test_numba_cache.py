@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audioreg import numba_cache as NC
+from audioreg.features import numba_cache as NC
 
 # A plain process calling the librosa gufuncs that numba issue 10128 leaves broken:
 # on a poisoned cache it dies with SIGSEGV.
@@ -85,7 +85,7 @@ def test_concurrent_runs_on_a_cold_cache_leave_it_loadable(cache_dir, audio_dir,
     Without one writer the workers race to compile them: files time out, and the cache
     ends poisoned (a fresh process calling librosa dies with SIGSEGV), in every round
     of every try on the code before the fix."""
-    script = "from audioreg.numba_cache import ensure_compiled\nensure_compiled()\n" + LIBROSA_CALLS
+    script = "from audioreg.features.numba_cache import ensure_compiled\nensure_compiled()\n" + LIBROSA_CALLS
     for round_ in range(2):
         for pattern in ("*_zc_wrapper*", "*_pi_wrapper*"):
             for p in _subdir(cache_dir, "core").glob(pattern):
@@ -129,20 +129,20 @@ def _poison(cache: Path) -> None:
 
 
 def test_a_poisoned_cache_is_detected_and_rebuilt(cache_dir):
-    ready = _python("from audioreg.numba_cache import ensure_compiled\nensure_compiled()\n", cache_dir)
+    ready = _python("from audioreg.features.numba_cache import ensure_compiled\nensure_compiled()\n", cache_dir)
     assert ready.returncode == 0, ready.stderr
     _poison(cache_dir)
     crashed = _python(LIBROSA_CALLS, cache_dir)
     assert crashed.returncode == -11, f"the poisoned cache did not crash a fresh process: {crashed.returncode}"
 
     healed = _python("import logging\nlogging.basicConfig(level=logging.INFO)\n"
-                     "from audioreg.numba_cache import ensure_compiled\nensure_compiled()\n", cache_dir)
+                     "from audioreg.features.numba_cache import ensure_compiled\nensure_compiled()\n", cache_dir)
     assert healed.returncode == 0, healed.stderr
     warnings = [line for line in healed.stderr.splitlines() if line.startswith("WARNING")]
     assert len(warnings) == 1 and "numba cache was corrupt" in warnings[0] and "SIGSEGV" in warnings[0], healed.stderr
     assert _python(LIBROSA_CALLS, cache_dir).returncode == 0
     again = _python("import logging\nlogging.basicConfig(level=logging.INFO)\n"
-                    "from audioreg.numba_cache import ensure_compiled\nensure_compiled()\n", cache_dir)
+                    "from audioreg.features.numba_cache import ensure_compiled\nensure_compiled()\n", cache_dir)
     assert again.returncode == 0 and "WARNING" not in again.stderr
 
 
@@ -208,7 +208,7 @@ def test_a_crash_is_repaired_where_it_happened_then_everywhere_then_reported(tmp
 
 
 def test_cache_dir_follows_numba_cache_dir(tmp_path):
-    code = ("from pathlib import Path\nimport audioreg.numba_cache as NC, audioreg\n"
+    code = ("from pathlib import Path\nimport audioreg.features.numba_cache as NC, audioreg\n"
             "print(NC.cache_dir_for(Path(audioreg.__file__).parent))\n")
     res = _python(code, tmp_path)
     assert res.returncode == 0, res.stderr

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audioreg import pipeline
-from audioreg.extract import array_name
-from audioreg.split import check_no_leakage
+from audioreg import stages
+from audioreg.features.extract import array_name
+from audioreg.data.split import check_no_leakage
 
 
 @pytest.fixture
@@ -18,39 +18,39 @@ def params(tmp_path):
 
 
 def test_stages_build_then_reuse(params, tmp_path):
-    ing = pipeline.ingest(params)
+    ing = stages.ingest(params)
     assert (tmp_path / "data/raw/tiny/metadata.csv").is_file()
     assert len(ing.manifest) == 14 and len(ing.problems) == 0
     assert set(ing.manifest["sample_rate"]) <= {22050, 32000, 44100, 48000}
     assert ing.manifest["sha256"].str.len().eq(64).all()
 
-    feats = pipeline.features(params)
+    feats = stages.features(params)
     assert feats.computed == 14 and len(feats.failures) == 0
     assert feats.array(0).shape[1] == 46 and feats.array(0).dtype == np.float32
     mtimes = {p: p.stat().st_mtime_ns for p in feats.out_dir.iterdir()}
 
-    again = pipeline.features(params)
+    again = stages.features(params)
     assert again.key == feats.key and again.computed == 0
     assert {p: p.stat().st_mtime_ns for p in feats.out_dir.iterdir()} == mtimes  # nothing rewritten
 
-    sp = pipeline.split(params)
+    sp = stages.split(params)
     check_no_leakage(sp.table)
     assert set(sp.table["split"]) == {"train", "val", "test"}
     assert sp.path.parent == tmp_path / "data" / "splits"
-    assert pipeline.split(params).table.equals(sp.table)
-    Y = pipeline.targets(sp.table)
+    assert stages.split(params).table.equals(sp.table)
+    Y = stages.targets(sp.table)
     assert Y.shape == (14, 11)
-    assert [s.shape[1] for s in pipeline.sequences(sp.table)] == [46] * 14
+    assert [s.shape[1] for s in stages.sequences(sp.table)] == [46] * 14
 
 
 def test_other_seed_other_split_same_features(params):
-    a = pipeline.split(params)
-    b = pipeline.split({**params, "seed": 2, "generate_sample": False})
+    a = stages.split(params)
+    b = stages.split({**params, "seed": 2, "generate_sample": False})
     assert a.key != b.key
 
 
 def test_bad_rows_and_bad_files_are_listed_and_good_files_still_extracted(params, tmp_path):
-    pipeline.sample_set(params)
+    stages.sample_set(params)
     folder = tmp_path / "data/raw/tiny"
     meta = pd.read_csv(folder / "metadata.csv", dtype={"track_id": str})
     victims = meta["path"].iloc[:3].tolist()
@@ -62,22 +62,22 @@ def test_bad_rows_and_bad_files_are_listed_and_good_files_still_extracted(params
     meta.to_csv(folder / "metadata.csv", index=False)
 
     p = {**params, "generate_sample": False}
-    ing = pipeline.ingest(p)
+    ing = stages.ingest(p)
     reasons = ing.problems.set_index("track_id")["reason"]
     assert "empty file (0 bytes)" in reasons[meta["track_id"][0]]
     assert "not a readable audio file" in reasons[meta["track_id"][1]]
     assert reasons[meta["track_id"][3]] == "tempo=0 outside [1, 300] (Spotify's 0: no beat detected)"
     assert "'audio/ghost.wav', which does not exist" in reasons["ghost"]
     assert len(ing.manifest) == 14 - 3
-    feats = pipeline.features(p)
+    feats = stages.features(p)
     assert len(feats.index) == 11 and len(feats.failures) == 0
     assert all((feats.out_dir / array_name(t)).is_file() for t in ing.manifest["track_id"])
 
 
 def test_extraction_failure_is_recorded_not_fatal(params, tmp_path):
-    from audioreg.extract import extract_many
+    from audioreg.features.extract import extract_many
 
-    good = pipeline.ingest(params).manifest[["track_id", "path"]].head(2)
+    good = stages.ingest(params).manifest[["track_id", "path"]].head(2)
     broken = tmp_path / "broken.flac"
     broken.write_bytes(b"fLaC" + os.urandom(2000))
     files = pd.concat([good, pd.DataFrame({"track_id": ["bad"], "path": [str(broken)]})], ignore_index=True)
@@ -90,18 +90,18 @@ def test_extraction_failure_is_recorded_not_fatal(params, tmp_path):
 
 
 def test_sample_set_mismatch_is_explained(params):
-    pipeline.sample_set(params)
+    stages.sample_set(params)
     with pytest.raises(ValueError, match="generated with n=14 \\(asked 20\\)"):
-        pipeline.sample_set({**params, "synth_n": 20})
+        stages.sample_set({**params, "synth_n": 20})
 
 
 def test_missing_metadata_without_generation(params):
-    with pytest.raises(pipeline.MissingArtifactError, match="metadata file not found"):
-        pipeline.ingest({**params, "generate_sample": False})
+    with pytest.raises(stages.MissingArtifactError, match="metadata file not found"):
+        stages.ingest({**params, "generate_sample": False})
 
 
 def test_resolve_workers():
-    from audioreg.extract import resolve_workers
+    from audioreg.features.extract import resolve_workers
 
     assert resolve_workers(1) == 1 and resolve_workers(3) == 3
     assert resolve_workers(0) == (os.cpu_count() or 1) == resolve_workers(-1)

@@ -1,4 +1,4 @@
-"""Tests for audioreg.plots: every figure builds, carries its SVG id, and leaks nothing."""
+"""Tests for audioreg.judge.plots: every figure builds, carries its SVG id, and leaks nothing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from matplotlib.collections import QuadMesh  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from conftest import random_labels  # noqa: E402
-from audioreg import metrics, plots  # noqa: E402
+from audioreg.judge import metrics, plots  # noqa: E402
 from audioreg.targets import TARGETS  # noqa: E402
 
 
@@ -267,7 +267,7 @@ def _exported_html(figures, *, with_html: bool) -> str:
         if with_html:  # what setup_notebook's text/html formatter adds inside IPython
             data["text/html"] = plots._inline_svg_html(fig)
         outputs.append(nbformat.v4.new_output("display_data", data=data))
-    cell = nbformat.v4.new_code_cell("audioreg.plots.mse_heatmap(scores)", outputs=outputs)
+    cell = nbformat.v4.new_code_cell("audioreg.judge.plots.mse_heatmap(scores)", outputs=outputs)
     exporter = nbconvert.HTMLExporter(exclude_input=True)
     html, _ = exporter.from_notebook_node(nbformat.v4.new_notebook(cells=[cell]))
     return html

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from audioreg import io, metrics
+from audioreg.data import linking, metadata
+from audioreg.judge import metrics
 from audioreg.targets import TARGETS, VALID_RANGES
 
 PROPS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
@@ -150,13 +151,13 @@ def test_metadata_rows_are_all_accounted_for(tmp_path_factory, table):
     frame.to_csv(path, index=False, encoding=encoding, lineterminator=newline, quoting=quoting)
 
     stripped = [n.strip() for n in names if n.strip()]
-    file_level = len(set(stripped)) < len(stripped) or set(stripped) & set(io.ADDED_COLUMNS) or not cells
+    file_level = len(set(stripped)) < len(stripped) or set(stripped) & set(metadata.ADDED_COLUMNS) or not cells
     if file_level:
-        with pytest.raises(io.MetadataError) as info:
-            io.read_metadata(path)
+        with pytest.raises(metadata.MetadataError) as info:
+            metadata.read_metadata(path)
         assert str(info.value).startswith(f"{path}: ")
         return
-    df = io.read_metadata(path)  # any exception here fails the test
+    df = metadata.read_metadata(path)  # any exception here fails the test
 
     # one row per record, named by the line it starts on
     first = 1 + _line_breaks(frame.iloc[:0].to_csv(index=False, lineterminator=newline, quoting=quoting))
@@ -176,7 +177,7 @@ def test_metadata_rows_are_all_accounted_for(tmp_path_factory, table):
     np.testing.assert_array_equal(read, labels)
 
     # every bad row listed once, naming the row, the column and the reason; every other row kept
-    problems = io.validate_labels(df)
+    problems = metadata.validate_labels(df)
     rows = df["row"].tolist()
     assert problems["row"].is_unique and set(problems["row"]) <= set(rows)
     expected = _expected_problems(ids, labels, rows, [[c[col[t]] for t in TARGETS] for c in cells])
@@ -202,15 +203,15 @@ _EDITS = st.lists(st.tuples(st.floats(0, 1), st.sampled_from([",", '"', "\n", "\
 def _check_loaded_or_refused(path) -> None:
     """Load ``path`` or raise MetadataError naming it; a load accounts for every record."""
     try:
-        df = io.read_metadata(path)
-    except io.MetadataError as exc:
+        df = metadata.read_metadata(path)
+    except metadata.MetadataError as exc:
         assert str(exc).startswith(f"{path}: ")
         return
     text = path.read_bytes().decode("utf-8-sig")
     records = [r for r in csv.reader(StringIO(text, newline=""), strict=True) if r and (len(r) > 1 or r[0].strip())]
     assert len(df) == len(records) - 1  # every record but the header is a row
     assert df["row"].is_monotonic_increasing and df["row"].is_unique and (df["row"] >= 2).all()
-    problems = io.validate_labels(df)
+    problems = metadata.validate_labels(df)
     assert problems["row"].is_unique and set(problems["row"]) <= set(df["row"])
     assert set(df.loc[df["parse_error"].notna(), "row"]) <= set(problems["row"])
     assert not problems["reason"].str.len().eq(0).any()
@@ -259,33 +260,33 @@ def _caseless_safe(text: str) -> bool:
 @PROPS
 @given(_ANY_TEXT)
 def test_name_keys_are_idempotent_nfc_and_trimmed(text):
-    key = io.normalize_name(text)
-    assert io.normalize_name(key) == key
+    key = linking.normalize_name(text)
+    assert linking.normalize_name(key) == key
     assert unicodedata.normalize("NFC", key) == key
     assert key == key.strip() and "  " not in key and "_" not in key
     assert all(c in " -" or unicodedata.category(c)[0] in "LMN" for c in key)  # letters, marks, digits
-    stem = io.stem_key(text)
-    assert io.stem_key(stem) == stem and "-" not in stem
+    stem = linking.stem_key(text)
+    assert linking.stem_key(stem) == stem and "-" not in stem
     assert stem == " ".join(key.replace("-", " ").split())
 
 
 @PROPS
 @given(_ANY_TEXT)
 def test_name_keys_ignore_the_unicode_spelling(text):
-    key = io.normalize_name(text)
+    key = linking.normalize_name(text)
     for form in ("NFC", "NFD", "NFKC", "NFKD"):
-        assert io.normalize_name(unicodedata.normalize(form, text)) == key, form
+        assert linking.normalize_name(unicodedata.normalize(form, text)) == key, form
 
 
 @PROPS
 @given(_NAMES)
 def test_name_keys_ignore_case(text):
     assume(_caseless_safe(text))
-    key = io.normalize_name(text)
-    assert io.normalize_name(text.upper()) == key
-    assert io.normalize_name(text.lower()) == key
-    assert io.normalize_name(text.casefold()) == key
-    assert io.stem_key(text.upper()) == io.stem_key(text)
+    key = linking.normalize_name(text)
+    assert linking.normalize_name(text.upper()) == key
+    assert linking.normalize_name(text.lower()) == key
+    assert linking.normalize_name(text.casefold()) == key
+    assert linking.stem_key(text.upper()) == linking.stem_key(text)
 
 
 @PROPS
@@ -294,41 +295,41 @@ def test_name_keys_ignore_case(text):
 def test_name_keys_ignore_spacing(words, gaps):
     one = " ".join(words)
     many = gaps[0] + "".join(w + gaps[(i + 1) % len(gaps)] for i, w in enumerate(words))
-    assert io.normalize_name(many) == io.normalize_name(one)
+    assert linking.normalize_name(many) == linking.normalize_name(one)
 
 
 _PUNCTUATION = st.characters(categories=["P", "S"]).filter(
     lambda c: unicodedata.normalize("NFKC", c) == c and unicodedata.category(c) != "Pd" and c not in "_\u2212")
 _DASH = st.characters(categories=["Pd"]).filter(lambda c: unicodedata.normalize("NFKC", c) == c) | st.just("\u2212")
 _WORD = st.text(st.characters(categories=["Ll", "Lo", "Nd"]), min_size=1, max_size=6).filter(
-    lambda w: io.normalize_name(w) == w)
+    lambda w: linking.normalize_name(w) == w)
 
 
 @PROPS
 @given(_WORD, _WORD, _PUNCTUATION, _DASH, st.sampled_from(["\u00ad", "\u200b", "\u200d", "\ufeff", "\u2060"]))
 def test_punctuation_separates_dashes_unify_and_invisible_marks_vanish(a, b, punct, dash, invisible):
-    assert io.normalize_name(f"{a}{punct}{b}") == f"{a} {b}"
-    assert io.normalize_name(f"{a}{dash}{b}") == f"{a}-{b}"
-    assert io.normalize_name(f"{a} {dash} {b}") == f"{a} - {b}"
-    assert io.stem_key(f"{a}{dash}{b}") == f"{a} {b}"
-    assert io.normalize_name(f"{a}{invisible}{b}") == io.normalize_name(f"{a}{b}")  # NFC may join a and b
+    assert linking.normalize_name(f"{a}{punct}{b}") == f"{a} {b}"
+    assert linking.normalize_name(f"{a}{dash}{b}") == f"{a}-{b}"
+    assert linking.normalize_name(f"{a} {dash} {b}") == f"{a} - {b}"
+    assert linking.stem_key(f"{a}{dash}{b}") == f"{a} {b}"
+    assert linking.normalize_name(f"{a}{invisible}{b}") == linking.normalize_name(f"{a}{b}")  # NFC may join a and b
 
 
 def test_name_keys_keep_letters_accents_and_vowel_signs():
-    assert io.normalize_name("हिन्दी गाना") == "हिन्दी गाना"  # vowel signs and virama are not punctuation
-    assert io.normalize_name("Björk — Jóga") == "björk - jóga"
-    assert io.normalize_name("ＡＢＣ ﬁre") == "abc fire"
-    assert io.normalize_name("  AC/DC   Back_in_Black ") == "ac dc back in black"
+    assert linking.normalize_name("हिन्दी गाना") == "हिन्दी गाना"  # vowel signs and virama are not punctuation
+    assert linking.normalize_name("Björk — Jóga") == "björk - jóga"
+    assert linking.normalize_name("ＡＢＣ ﬁre") == "abc fire"
+    assert linking.normalize_name("  AC/DC   Back_in_Black ") == "ac dc back in black"
 
 
 @PROPS
 @given(_NAMES, _NAMES, st.lists(_NAMES, max_size=3))
 def test_artist_title_key_uses_the_first_artist(artist, title, others):
     assume(";" not in artist and _caseless_safe(artist + title))
-    key = io.artist_title_key(";".join([artist, *others]), title)
-    assert key == io.stem_key(f"{artist} - {title}")
-    assert key == io.artist_title_key(unicodedata.normalize("NFD", artist.upper()), title.lower())
-    assert key == io.stem_key(f"{artist}_{title}")
+    key = linking.artist_title_key(";".join([artist, *others]), title)
+    assert key == linking.stem_key(f"{artist} - {title}")
+    assert key == linking.artist_title_key(unicodedata.normalize("NFD", artist.upper()), title.lower())
+    assert key == linking.stem_key(f"{artist}_{title}")
 
 
 # ================================================================== metrics

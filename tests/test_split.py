@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from audioreg.split import check_no_leakage, group_split, leakage_groups
+from audioreg.data.split import check_no_leakage, group_split, leakage_groups
 
 
 def table(n, n_artists, seed=0):

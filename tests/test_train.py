@@ -1,4 +1,4 @@
-"""Tests of audioreg.train: data pipeline, sampler, training loop, checkpoints, prediction."""
+"""Tests of audioreg.models.train: data pipeline, sampler, training loop, checkpoints, prediction."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audioreg import train
+from audioreg.models import train
 from audioreg.models import GRURegressor
 
 

@@ -1,45 +1,22 @@
 """audioreg: predict 11 Spotify-style musical attributes from raw audio.
 
-Submodules are imported on first attribute access (``audioreg.metrics``), so
+Submodules are imported on first attribute access (``audioreg.judge.metrics``), so
 ``import audioreg`` stays cheap and never imports torch or librosa by itself.
 """
 
 from __future__ import annotations
 
-import importlib
+from ._lazy import attach
 
 __version__ = "0.1.0"
 
+#: Layers, bottom to top (import-linter checks them: see pyproject.toml): the basics
+#: (targets, params, paths, repro, device, atomic); data and synth; features; models;
+#: judge; then stages, store, bench, runner and cli.
 _SUBMODULES = (
-    "atomic",
-    "cli",
-    "device",
-    "extract",
-    "features",
-    "features_torch",
-    "io",
-    "labels",
-    "metrics",
-    "models",
-    "numba_cache",
-    "params",
-    "paths",
-    "pipeline",
-    "plots",
-    "repro",
-    "runner",
-    "split",
-    "synth",
-    "targets",
-    "train",
+    "atomic", "bench", "cli", "data", "device", "features", "judge", "models", "params", "paths", "repro",
+    "runner", "stages", "store", "synth", "targets",
 )
 
-__all__ = list(_SUBMODULES) + ["__version__"]
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'audioreg' has no attribute {name!r}")
+__getattr__, _names = attach(__name__, _SUBMODULES)
+__all__ = [*_names, "__version__"]

@@ -169,7 +169,7 @@ def feature_stage_times(
         Stage name to seconds, in the order the stages first run (``stft``,
         ``power+contrast+peaks``, ``mel``, ``zcr``, ``chroma``, ``mfcc``, ``tonnetz+stack``).
     """
-    from . import features as F
+    from .features import frames as F
 
     runs = []
     for _ in range(max(1, int(repeats))):

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "extract":
-        from .pipeline import extract_folder
+        from .stages import extract_folder
 
         try:
             res = extract_folder(args.audio_dir, args.out, workers=args.workers, scheduler=args.scheduler,
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from . import runner
-    from .numba_cache import CompiledCacheError
+    from .features.numba_cache import CompiledCacheError
     from .params import UnknownParameterError
     from .paths import repo_root
 

@@ -9,8 +9,6 @@ no notebook declares, executes 01-06 into ``runs/<run_id>/`` and writes
 from __future__ import annotations
 
 import datetime as dt
-import html
-import json
 import logging
 import os
 import shutil
@@ -19,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from . import atomic
 from . import params as P
-from .numba_cache import ensure_compiled
+from .judge import report
+from .features.numba_cache import ensure_compiled
 from .paths import resolve_root
 
 log = logging.getLogger(__name__)
@@ -122,56 +120,14 @@ def run(
             pm.execute_notebook(str(src), str(out), parameters=mine, cwd=str(root), kernel_name=kernel_name,
                                 progress_bar=False, log_output=log_output)
         except pm.PapermillExecutionError as exc:
-            pages.append(render_html(out, report_dir / f"{nb}.html"))
-            write_index(report_dir, run_id, params, pages)
+            pages.append(report.render_html(out, report_dir / f"{nb}.html"))
+            report.write_index(report_dir, run_id, params, pages)
             raise RunError(f"{nb} failed: {exc.ename}: {exc.evalue} (executed notebook: {out}; page: {pages[-1]})") from exc
         executed.append(out)
-        pages.append(render_html(out, report_dir / f"{nb}.html"))
+        pages.append(report.render_html(out, report_dir / f"{nb}.html"))
         log.info("%s done in %.0f s", nb, time.perf_counter() - started)
     metrics = run_dir / "metrics.json"
     if metrics.is_file():
         shutil.copyfile(metrics, report_dir / "metrics.json")
-    write_index(report_dir, run_id, params, pages)
+    report.write_index(report_dir, run_id, params, pages)
     return RunResult(run_id, run_dir, report_dir, params, executed, pages)
-
-
-def render_html(notebook: Path, out: Path) -> Path:
-    """Static HTML of an executed notebook, code cells hidden (nbconvert ``--no-input``)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(str(notebook), as_version=4)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
-    return atomic.write_text(out, body)
-
-
-def write_index(report_dir: Path, run_id: str, params: Mapping, pages: list[Path]) -> Path:
-    """``index.html``: links to every page, the headline metrics and the parameters."""
-    items = "\n".join(f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem)}</a></li>' for p in pages)
-    summary = ""
-    metrics_path = report_dir / "metrics.json"
-    if metrics_path.is_file():
-        data = json.loads(metrics_path.read_text(encoding="utf-8"))
-        rows = data.get("summary", [])
-        if rows:
-            cols = list(rows[0].keys())
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-            body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
-            summary = f"<h2>Summary (test split)</h2><table border=1 cellpadding=4><tr>{head}</tr>{body}</table>"
-        if data.get("caveat"):
-            summary += f"<p>{html.escape(data['caveat'])}</p>"
-    prm = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in params.items())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>audioreg run {html.escape(run_id)}</title></head>
-<body><h1>audioreg run {html.escape(run_id)}</h1>
-<h2>Notebooks</h2><ol>{items}</ol>
-{summary}
-<h2>Parameters</h2><table border=1 cellpadding=4>{prm}</table>
-</body></html>"""
-    return atomic.write_text(report_dir / "index.html", page)
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(str(v))

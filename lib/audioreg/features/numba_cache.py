@@ -17,7 +17,7 @@ its processes touches librosa:
    the cache folders of librosa and audioreg, of their source files, and the numba and
    Python versions. If the fingerprint equals the one recorded after the last
    successful probe (``audioreg-numba.json``), it returns: a few dozen ``stat`` calls.
-3. Otherwise it runs a probe in a fresh process (``python -m audioreg.numba_cache``)
+3. Otherwise it runs a probe in a fresh process (``python -m audioreg.features.numba_cache``)
    that imports and calls every compiled function audioreg uses. A cold cache is
    filled by that one process. The probe is run again on the filled cache: a process
    that only loads must survive too.
@@ -192,7 +192,7 @@ def _locked(path: Path):
 def _probe_env() -> dict:
     """The environment of a probe: this one, with audioreg importable from where it was imported."""
     env = dict(os.environ)
-    here = str(Path(__file__).resolve().parents[1])
+    here = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(var, "1")
@@ -200,7 +200,7 @@ def _probe_env() -> dict:
 
 
 def _run_probe(timeout_s: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-X", "faulthandler", "-m", "audioreg.numba_cache"], env=_probe_env(),
+    return subprocess.run([sys.executable, "-X", "faulthandler", "-m", "audioreg.features.numba_cache"], env=_probe_env(),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s)
 
 
@@ -284,7 +284,7 @@ def _probe_until_clean(sources, caches, timeout_s: float) -> list[tuple[str, int
             continue
         if repairs and repairs[-1][2] == list(caches):
             raise CompiledCacheError(
-                f"the numba cache probe ({sys.executable} -m audioreg.numba_cache) {_describe(proc)} "
+                f"the numba cache probe ({sys.executable} -m audioreg.features.numba_cache) {_describe(proc)} "
                 f"even after its cache was deleted and rebuilt in {caches[0]}")
         where = None if repairs else _crash_cache_dir(proc.stderr)
         folders = [where] if where in caches else list(caches)
@@ -329,7 +329,7 @@ def _exercise() -> None:
     import numpy as np
     import librosa
 
-    from . import features as F
+    from . import frames as F
 
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
@@ -370,7 +370,7 @@ def clear_cache() -> list[Path]:
 def _main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m audioreg.numba_cache",
+    parser = argparse.ArgumentParser(prog="python -m audioreg.features.numba_cache",
                                      description="Without options: the probe (import and call every compiled "
                                                  "function audioreg uses; what ensure_compiled runs).")
     group = parser.add_mutually_exclusive_group()

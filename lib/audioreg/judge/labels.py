@@ -1,7 +1,7 @@
 """Label distributions: summaries and synthetic-vs-real comparisons (tables and figures).
 
 Pure functions of DataFrames; the only I/O is :func:`load_echonest`. Figures are built
-without pyplot (returned, never shown), like :mod:`audioreg.plots`.
+without pyplot (returned, never shown), like :mod:`audioreg.judge.plots`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .targets import TARGETS, UNIT_INTERVAL_TARGETS
+from ..targets import TARGETS, UNIT_INTERVAL_TARGETS
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ ECHONEST_TARGETS: tuple[str, ...] = (
 
 QUANTILES: tuple[float, ...] = (0.10, 0.25, 0.50, 0.75, 0.90)
 
-#: SVG group ids of the figures (same convention as :data:`audioreg.plots.FIGURE_IDS`).
+#: SVG group ids of the figures (same convention as :data:`audioreg.judge.plots.FIGURE_IDS`).
 FIGURE_IDS: dict[str, str] = {
     "plot_label_comparison": "audioreg-label-comparison",
     "plot_correlation_comparison": "audioreg-correlation-comparison",

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from audioreg import metrics
+from audioreg.judge import metrics
 from audioreg.targets import TARGETS
 
 __all__ = [
@@ -94,7 +94,7 @@ def setup_notebook(*, context: str = "notebook", style: str = "whitegrid") -> No
     ids (:data:`FIGURE_IDS`) and the figure text appear as such in the report, where the
     ``image/svg+xml`` output alone would be a base64 ``<img>``. Outside IPython the inline part
     is skipped (no shell is created). Call once per notebook; this is the only function in
-    :mod:`audioreg.plots` with global side effects.
+    :mod:`audioreg.judge.plots` with global side effects.
 
     Parameters
     ----------
@@ -187,8 +187,8 @@ def mse_heatmap(table: pd.DataFrame, *, value: str = "smse", title: str | None =
     Parameters
     ----------
     table : pandas.DataFrame
-        Output of :func:`audioreg.metrics.compare_models` (or of
-        :func:`audioreg.metrics.per_target`, shown as one row named ``"model"``).
+        Output of :func:`audioreg.judge.metrics.compare_models` (or of
+        :func:`audioreg.judge.metrics.per_target`, shown as one row named ``"model"``).
     value : {"smse", "r2"}
         The column to show. Raw MSE is not offered: its colours would only show the units of
         each target (see :func:`raw_mse_bars`).
@@ -243,7 +243,7 @@ def raw_mse_bars(table: pd.DataFrame) -> Figure:
     Parameters
     ----------
     table : pandas.DataFrame
-        Output of :func:`audioreg.metrics.compare_models` or :func:`audioreg.metrics.per_target`.
+        Output of :func:`audioreg.judge.metrics.compare_models` or :func:`audioreg.judge.metrics.per_target`.
 
     Returns
     -------
@@ -366,12 +366,12 @@ def pred_vs_true(
 ) -> Figure:
     """Predicted against true values, one panel per target, with the identity line.
 
-    Each panel is titled with the target's own-terms score (:func:`audioreg.metrics.per_target`).
+    Each panel is titled with the target's own-terms score (:func:`audioreg.judge.metrics.per_target`).
 
     Parameters
     ----------
     y_true, y_pred : np.ndarray [shape=(n, k)] or pandas.DataFrame
-        As in :func:`audioreg.metrics.per_target`.
+        As in :func:`audioreg.judge.metrics.per_target`.
     targets : sequence of str
         Target names, ``k`` of them.
     model_name : str
@@ -418,7 +418,7 @@ def residuals_by_target(
     Parameters
     ----------
     y_true, y_pred : np.ndarray [shape=(n, k)] or pandas.DataFrame
-        As in :func:`audioreg.metrics.per_target`.
+        As in :func:`audioreg.judge.metrics.per_target`.
     targets : sequence of str
         Target names, ``k`` of them.
     model_name : str

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from . import atomic
-from . import extract as X
-from . import features as F
-from . import io
-from .params import digest, load_yaml
+from .data import audio, linking, metadata
+from .features import extract as X
+from .features import frames as F
+from .params import digest
 from .paths import resolve, resolve_root
-from .split import check_no_leakage, group_split
+from .data.split import check_no_leakage, group_split
 from .targets import TARGETS
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class IngestResult:
 
 
 def _audio_listing(audio_dir: Path) -> list:
-    files = io.index_audio_dir(audio_dir)
+    files = linking.index_audio_dir(audio_dir)
     out = []
     for p in files["path"]:
         st = os.stat(p)
@@ -170,15 +170,15 @@ def ingest(params) -> IngestResult:
     audio_dir = cfg.path("audio_dir")
     if not audio_dir.is_dir():
         raise MissingArtifactError(f"{audio_dir}: audio folder not found (set audio_dir)")
-    key = digest({"v": INGEST_VERSION, "metadata": io.file_sha256(meta_path), "audio": _audio_listing(audio_dir)})
+    key = digest({"v": INGEST_VERSION, "metadata": audio.file_sha256(meta_path), "audio": _audio_listing(audio_dir)})
     out = cfg.data_dir / "interim" / f"ingest-{key}"
     if (out / "meta.json").is_file():
         return IngestResult(out, _read_manifest(out / "manifest.csv"), pd.read_csv(out / "problems.csv", dtype={"track_id": str}), key)
     _fresh_dir(out)
-    df = io.read_metadata(meta_path)
-    problems = [io.validate_labels(df)]
+    df = metadata.read_metadata(meta_path)
+    problems = [metadata.validate_labels(df)]
     bad_rows = set(problems[0]["row"])
-    links = io.link_audio(df, audio_dir=audio_dir, metadata_dir=meta_path.parent)
+    links = linking.link_audio(df, audio_dir=audio_dir, metadata_dir=meta_path.parent)
     rows = []
     from tqdm.auto import tqdm
 
@@ -190,11 +190,11 @@ def ingest(params) -> IngestResult:
         if r["row"] in bad_rows:
             continue
         try:
-            info = io.probe_audio(link["path"])
-        except io.AudioDecodeError as exc:
+            info = audio.probe_audio(link["path"])
+        except audio.AudioDecodeError as exc:
             problems.append(pd.DataFrame([{"row": r["row"], "track_id": r["track_id"], "path": link["path"], "stage": "probe", "reason": str(exc)}]))
             continue
-        rec = {"track_id": r["track_id"], "path": str(Path(link["path"]).resolve()), "sha256": io.file_sha256(link["path"]),
+        rec = {"track_id": r["track_id"], "path": str(Path(link["path"]).resolve()), "sha256": audio.file_sha256(link["path"]),
                "duration_s": info["duration_s"], "sample_rate": info["sample_rate"], "channels": info["channels"],
                "link": link["link"], "row": r["row"]}
         for col in ("artists", "album_name", "track_name", "track_genre", "mode"):
@@ -276,7 +276,7 @@ def audio_files(audio_dir: str | os.PathLike) -> pd.DataFrame:
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise MissingArtifactError(f"{audio_dir}: audio folder not found")
-    found = io.index_audio_dir(audio_dir)
+    found = linking.index_audio_dir(audio_dir)
     dup = found[found["stem"].duplicated(keep=False)]
     if len(dup):
         groups = dup.groupby("stem")["path"].apply(lambda ps: ", ".join(sorted(os.path.relpath(p, audio_dir) for p in ps)))
@@ -309,8 +309,8 @@ def extract_folder(
     file's size and mtime). A re-run reuses every finished array; an array whose audio
     file changed size or mtime since the last run is recomputed. ``workers``,
     ``scheduler``, ``device`` and ``batch_size`` are as in
-    :func:`audioreg.extract.extract_many`; the output does not depend on the first two,
-    and a torch ``device`` agrees within :data:`audioreg.features_torch.TOLERANCES`.
+    :func:`audioreg.features.extract.extract_many`; the output does not depend on the first two,
+    and a torch ``device`` agrees within :data:`audioreg.features.torch_batch.TOLERANCES`.
     """
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     files = audio_files(audio_dir)
@@ -390,121 +390,6 @@ def sequences(table: pd.DataFrame) -> list[np.ndarray]:
 def part(table: pd.DataFrame, name: str) -> pd.DataFrame:
     """Rows of one split side, in stored order."""
     return table[table["split"] == name].reset_index(drop=True)
-
-
-# ------------------------------------------------------------- run artifacts (04-06)
-MODEL_DIRS = {"random forest": "rf", "GRU": "gru"}
-
-
-def save_predictions(params, model: str, table: pd.DataFrame, pred: np.ndarray, *, extra: dict | None = None) -> Path:
-    """Write a model's predictions for ``table``'s rows to ``runs/<run_id>/<model>/``.
-
-    ``predictions.csv`` holds track_id, split, and ``true_<target>`` / ``pred_<target>``
-    per target; ``params.json`` the merged parameters (plus ``extra``).
-    """
-    cfg = config(params)
-    out = cfg.run_dir / MODEL_DIRS.get(model, model)
-    out.mkdir(parents=True, exist_ok=True)
-    pred = np.asarray(pred, dtype=np.float64)
-    if pred.shape != (len(table), len(TARGETS)):
-        raise ValueError(f"predictions of shape {pred.shape} do not match {len(table)} rows x {len(TARGETS)} targets")
-    df = table[["track_id", "split"]].copy()
-    for j, t in enumerate(TARGETS):
-        df[f"true_{t}"] = table[t].to_numpy(dtype=np.float64)
-        df[f"pred_{t}"] = pred[:, j]
-    atomic.write_csv(out / "predictions.csv", df)
-    atomic.write_json(out / "params.json", {"model": model, "params": cfg.params, **(extra or {})})
-    return out / "predictions.csv"
-
-
-def load_predictions(params, *, split_name: str = "test") -> dict[str, pd.DataFrame]:
-    """Predictions of every model saved under ``runs/<run_id>/``, one frame per model."""
-    cfg = config(params)
-    out = {}
-    for model, sub in MODEL_DIRS.items():
-        path = cfg.run_dir / sub / "predictions.csv"
-        if path.is_file():
-            df = pd.read_csv(path, dtype={"track_id": str})
-            out[model] = df[df["split"] == split_name].reset_index(drop=True)
-    if not out:
-        raise MissingArtifactError(
-            f"no model predictions in {cfg.run_dir}: run `audioreg run` (or notebooks 04_rf and 05_gru with run_id={cfg['run_id']}) first"
-        )
-    return out
-
-
-def prediction_matrix(df: pd.DataFrame, prefix: str = "pred_") -> np.ndarray:
-    """``[n, 11]`` columns ``<prefix><target>`` of a predictions frame."""
-    return df[[f"{prefix}{t}" for t in TARGETS]].to_numpy(dtype=np.float64)
-
-
-def gru_checkpoint_dir(params, split_key: str) -> Path:
-    """Checkpoint folder of one GRU configuration: resumable, and never reused by other settings."""
-    cfg = config(params)
-    keys = ("hidden_size", "num_layers", "dropout", "layer_norm", "lr", "weight_decay", "batch_size", "frame_pool",
-            "grad_clip", "seed")  # not epochs: a longer run resumes the shorter one
-    key = digest({"split": split_key, **{k: cfg.params.get(k) for k in keys}})
-    return cfg.run_dir / "gru" / f"ckpt-{key}"
-
-
-def aligned_predictions(params, table: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each saved model's ``[n, 11]`` predictions for exactly ``table``'s rows, in its order.
-
-    Raises if a model's saved rows differ from ``table`` (it was trained on another split).
-    """
-    out = {}
-    for model, df in load_predictions(params).items():
-        by_id = df.set_index("track_id")
-        missing = [t for t in table["track_id"] if t not in by_id.index]
-        if missing or len(by_id) != len(table):
-            raise MissingArtifactError(
-                f"{model} predictions in {config(params).run_dir} are for another split "
-                f"({len(missing)} of {len(table)} test tracks missing); re-run its notebook with these parameters"
-            )
-        out[model] = prediction_matrix(by_id.loc[table["track_id"]])
-    return out
-
-
-def save_history(params, history: pd.DataFrame) -> Path:
-    """The GRU's per-epoch history beside its predictions (``runs/<run_id>/gru/history.csv``)."""
-    cfg = config(params)
-    out = cfg.run_dir / MODEL_DIRS["GRU"]
-    out.mkdir(parents=True, exist_ok=True)
-    atomic.write_csv(out / "history.csv", history)
-    return out / "history.csv"
-
-
-def load_histories(params) -> dict[str, pd.DataFrame]:
-    """Training histories saved under ``runs/<run_id>/`` (the GRU's), by model name."""
-    cfg = config(params)
-    path = cfg.run_dir / MODEL_DIRS["GRU"] / "history.csv"
-    return {"GRU": pd.read_csv(path)} if path.is_file() else {}
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    df = df.reset_index()
-    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else (v.item() if hasattr(v, "item") else v))
-             for k, v in row.items()} for row in df.to_dict(orient="records")]
-
-
-def write_run_metrics(params, *, scores: pd.DataFrame, summary: pd.DataFrame, **extra) -> Path:
-    """``runs/<run_id>/metrics.json``: every model x target metric, the summary, and the merged parameters."""
-    from . import metrics
-
-    cfg = config(params)
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    path = cfg.run_dir / "metrics.json"
-    merged = cfg.run_dir / "params.yaml"  # written by `audioreg run`: every notebook's parameters
-    run_params = load_yaml(merged) if merged.is_file() else cfg.params
-    model_params = {}
-    for model, sub in MODEL_DIRS.items():
-        p = cfg.run_dir / sub / "params.json"
-        if p.is_file():
-            model_params[model] = json.loads(p.read_text(encoding="utf-8"))
-    atomic.write_json(path, {"run_id": cfg["run_id"], "metrics": metrics.to_json_dict(scores), "summary": _records(summary),
-                       "caveat": metrics.raw_mse_caveat(scores), **extra, "params": run_params,
-                       "model_params": model_params})
-    return path
 
 
 # ------------------------------------------------------------------- summaries

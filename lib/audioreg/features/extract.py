@@ -20,7 +20,7 @@ worker busy).
 
 A third way (``device="cuda"``, see :func:`feature_device`): the pool's processes only
 decode, and the features of batches of tracks are computed with torch on a GPU
-(:mod:`audioreg.features_torch`: within its tolerances of the CPU values, not bit for bit).
+(:mod:`audioreg.features.torch_batch`: within its tolerances of the CPU values, not bit for bit).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import atomic
-from . import features as F
-from .io import load_audio
+from .. import atomic
+from ..data.audio import load_audio
+from . import frames as F
 from .numba_cache import ensure_compiled
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def feature_device(device: str | None):
 
     ``"cpu"`` (or empty) is :func:`audioreg.features.extract_features`; ``"auto"`` is CUDA
     when torch sees a GPU, else the CPU path; ``"cuda"``, ``"cuda:1"``... run
-    :func:`audioreg.features_torch.extract_features_batch` on that GPU (an error if there
+    :func:`audioreg.features.torch_batch.extract_features_batch` on that GPU (an error if there
     is none); ``"torch-cpu"`` runs that torch path on the CPU (to check it without a GPU).
     """
     name = str(device or "cpu").strip().lower()
@@ -274,7 +274,7 @@ def feature_device(device: str | None):
         return None
     import torch
 
-    from .device import resolve_device
+    from ..device import resolve_device
 
     if name == "auto":
         return torch.device("cuda") if torch.cuda.is_available() else None
@@ -292,7 +292,7 @@ def _extract_batched(todo: list, record, bar, *, device, batch_size: int, n_work
     out of device memory) is retried track by track, so only the track that fails is
     recorded as a failure.
     """
-    from .features_torch import extract_features_batch
+    from .torch_batch import extract_features_batch
 
     batch: list = []
 
@@ -393,7 +393,7 @@ def extract_many(
         worker), ``"auto"``, ``"cuda"``, ``"cuda:N"`` or ``"torch-cpu"`` (see
         :func:`feature_device`). On a torch device, ``workers`` processes decode and the
         features are computed in batches of ``batch_size`` tracks by
-        :func:`audioreg.features_torch.extract_features_batch`: the same layout, values
+        :func:`audioreg.features.torch_batch.extract_features_batch`: the same layout, values
         within its ``TOLERANCES`` of the CPU path rather than byte-identical.
     batch_size : tracks per batch on a torch device.
 

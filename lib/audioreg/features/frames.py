@@ -13,7 +13,7 @@ zero-crossing rate        1      waveform, frame 2048, hop 512, centred
 ========================  =====  ================================================
 
 :func:`extract_features` computes one STFT and derives every block from it;
-:func:`audioreg.features_torch.extract_features_batch` is the same on a GPU, for
+:func:`audioreg.features.torch_batch.extract_features_batch` is the same on a GPU, for
 batches of tracks.
 :func:`reference_features` is the straightforward path (each librosa feature
 function called on the waveform, tonnetz through a CQT chroma), kept to compare
@@ -30,10 +30,11 @@ import numba
 import numpy as np
 import scipy.fft
 
+from ..data.audio import SR  # the one sample rate
+
 #: Bump when the feature values change: it is part of every feature cache key.
 FEATURE_VERSION = "2"
 
-SR = 22050
 N_FFT = 2048
 HOP_LENGTH = 512
 N_MFCC = 20
@@ -497,34 +498,6 @@ def _zero_crossings(seg, t, hop, frame_length, threshold):  # pragma: no cover -
     return (end - start).astype(np.float64)
 
 
-def reference_features(*, y: np.ndarray, sr: int = SR) -> np.ndarray:
-    """The straightforward path: each librosa feature called on the waveform.
-
-    MFCC, STFT chroma and spectral contrast each recompute their own spectrogram,
-    and tonnetz uses librosa's default CQT chroma. Same output layout as
-    :func:`extract_features`; values differ only in the tonnetz block (CQT vs STFT
-    chroma).
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(n,)]
-    sr : int
-
-    Returns
-    -------
-    F : np.ndarray [shape=(t, 46)], float32
-    """
-    import librosa
-
-    y = _check_signal(y)
-    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=N_MFCC, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS)
-    chroma = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=N_FFT, hop_length=HOP_LENGTH, n_chroma=N_CHROMA)
-    contrast = librosa.feature.spectral_contrast(y=y, sr=sr, n_fft=N_FFT, hop_length=HOP_LENGTH, n_bands=N_CONTRAST_BANDS)
-    tonnetz = librosa.feature.tonnetz(y=y, sr=sr, hop_length=HOP_LENGTH)
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP_LENGTH, center=True)
-    return _stack([mfcc, chroma, contrast, tonnetz, zcr])
-
-
 def _check_signal(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
@@ -534,12 +507,6 @@ def _check_signal(y: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(y)):
         raise ValueError("signal contains NaN or infinity")
     return np.ascontiguousarray(y, dtype=np.float32)
-
-
-def _stack(blocks: list[np.ndarray]) -> np.ndarray:
-    t = min(b.shape[-1] for b in blocks)
-    F = np.concatenate([b[..., :t] for b in blocks], axis=0).T
-    return np.nan_to_num(F, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
 
 
 def _segment(y: np.ndarray, k0: int, k1: int, hop: int, half: int, mode: str) -> np.ndarray:

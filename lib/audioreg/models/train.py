@@ -42,7 +42,8 @@ from tqdm.auto import tqdm
 
 from audioreg import atomic
 from audioreg.device import resolve_device
-from audioreg.models import GRURegressor, _streaming_moments
+from audioreg.models.forest import _streaming_moments
+from audioreg.models.gru import GRURegressor
 
 logger = logging.getLogger(__name__)
 

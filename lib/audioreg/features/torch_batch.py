@@ -17,9 +17,9 @@ mel, chroma               device    dense products with librosa's filter banks (
 spectral contrast         device    ``torch.topk`` of the ``q`` largest/smallest bins per band
 pitch peaks (tuning)      device    piptrack's peak picking and parabolic interpolation
 tuning from the peaks     CPU       each track's peaks are copied back and
-                                    :func:`audioreg.features._tuning` pools them
+                                    :func:`audioreg.features.frames._tuning` pools them
 log-mel, MFCC, tonnetz    device    ``top_db`` floors per track, DCT and tonnetz matrices
-zero-crossing rate        CPU       :func:`audioreg.features._zero_crossings`, as
+zero-crossing rate        CPU       :func:`audioreg.features.frames._zero_crossings`, as
                                     ``extract_features`` computes it (not STFT-derived)
 ========================  ========  ==================================================
 
@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from audioreg import features as _F
+from audioreg.features import frames as _F
 from audioreg.device import resolve_device
 
 __all__ = ["KEEP_POWER_BYTES", "MAX_CHUNK_FRAMES", "TOLERANCES", "TOLERANCES_FFT32", "extract_features_batch"]
@@ -99,7 +99,7 @@ def extract_features_batch(
     their STFT is computed chunk of frames by chunk of frames (all tracks at once):
     each chunk's power gives the mel bands, the contrast's peaks and valleys and the
     pitch peaks of the tuning. Each track's peaks are pooled on the CPU into its tuning
-    (:func:`audioreg.features._tuning`), which sets its chroma filter bank; then the
+    (:func:`audioreg.features.frames._tuning`), which sets its chroma filter bank; then the
     chroma, the ``top_db`` floors (per track, over its own frames only), the MFCC and the
     tonnetz are finished on the device. The zero-crossing rate is computed on the CPU
     from the waveform exactly as ``extract_features`` does.
@@ -222,7 +222,7 @@ def _power(batch: torch.Tensor, j0: int, j1: int, window: torch.Tensor, n_fft: i
     """Power of frames ``j0..j1-1`` of every track: ``[B, j1 - j0, 1 + n_fft // 2]`` float32.
 
     The spectrum is rounded to complex64 (as :func:`librosa.stft` stores it) and squared
-    as ``re * re + im * im`` in float32, as :func:`audioreg.features._frame_pass` does.
+    as ``re * re + im * im`` in float32, as :func:`audioreg.features.frames._frame_pass` does.
     """
     frames = batch[:, j0 * hop : (j1 - 1) * hop + n_fft].unfold(-1, n_fft, hop)
     spectrum = torch.fft.rfft(frames * window, dim=-1).to(torch.complex64)
@@ -245,7 +245,7 @@ def _pitch_peaks(power: torch.Tensor, pitch_bins: np.ndarray, valid: torch.Tenso
 
     Bins ``pitch_bins[0]:pitch_bins[1]`` whose power exceeds a tenth of the frame's
     maximum and is a local maximum of the thresholded power, with piptrack's parabolic
-    interpolation in its float32/float64 types (see :func:`audioreg.features._frame_pass`).
+    interpolation in its float32/float64 types (see :func:`audioreg.features.frames._frame_pass`).
     """
     k0, k1 = (int(k) for k in pitch_bins)
     ref = power.amax(dim=-1, keepdim=True) * torch.tensor(0.1, dtype=torch.float32, device=power.device)
@@ -266,7 +266,7 @@ def _pitch_peaks(power: torch.Tensor, pitch_bins: np.ndarray, valid: torch.Tenso
 
 
 def _tunings(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_batch: int) -> list[float]:
-    """Each track's tuning from its pooled peaks (over all chunks), by :func:`audioreg.features._tuning`."""
+    """Each track's tuning from its pooled peaks (over all chunks), by :func:`audioreg.features.frames._tuning`."""
     track = np.concatenate([f[0] for f in found])
     pitch = np.concatenate([f[1] for f in found])
     mag = np.concatenate([f[2] for f in found])
@@ -300,7 +300,7 @@ def _power_to_db(S: torch.Tensor, valid: torch.Tensor, *, amin: float = 1e-10, t
     """:func:`librosa.power_to_db` (``ref=1``) of each track's ``[t, d]`` slice of ``S [B, t, d]``.
 
     The ``top_db`` floor is each track's maximum over its valid frames only. float32
-    input takes ``ln`` times ``10 / ln 10`` in float32, as :func:`audioreg.features._power_to_db`.
+    input takes ``ln`` times ``10 / ln 10`` in float32, as :func:`audioreg.features.frames._power_to_db`.
     """
     if S.dtype == torch.float32:
         db = torch.log(S.clamp_min(amin)) * torch.tensor(10.0 / np.log(10.0), dtype=torch.float32, device=S.device)

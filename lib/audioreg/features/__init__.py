@@ -1,0 +1,18 @@
+"""The features layer: pure feature functions, the compiled frame pass, the naive reference,
+the torch batch path, the extraction driver and the compiled-code cache guard.
+
+``audioreg.features.extract_features`` and the settings (``SR``, ``N_FEATURES``...) come
+from :mod:`audioreg.features.frames`; the rest are submodules, imported on first use.
+"""
+
+from .._lazy import attach
+
+_FRAMES = ("BLOCKS", "BLOCK_FRAMES", "FEATURE_VERSION", "HOP_LENGTH", "KEEP_POWER_FRAMES", "N_CHROMA",
+           "N_CONTRAST_BANDS", "N_FEATURES", "N_FFT", "N_MELS", "N_MFCC", "SR", "TOLERANCES", "extract_features",
+           "feature_names", "feature_params", "n_frames")
+
+__getattr__, __all__ = attach(
+    __name__,
+    ("extract", "frames", "numba_cache", "reference", "torch_batch"),
+    {**{name: "frames" for name in _FRAMES}, "reference_features": "reference"},
+)
