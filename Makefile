@@ -5,11 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUN_ID ?= demo
 
-.PHONY: demo test bench install lab clean-runs help
+.PHONY: demo test test-fast bench install lab clean-runs help
 
 help:
 	@echo "make demo   - install into $(VENV), run notebooks 01-06 on the generated sample set, print the report path"
 	@echo "make test   - install into $(VENV), check the import layers (lint-imports) and run the test suite"
+	@echo "make test-fast - the edit-test loop: import layers and every test not marked slow (under a minute)"
 	@echo "make bench  - time extraction (decode floor, ours, naive), workers and GRU training; writes bench/RESULTS.md"
 	@echo "make lab    - open JupyterLab in this environment"
 
@@ -26,6 +27,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -m "not slow" -q
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -125,6 +125,7 @@ def _check(audio: Path, out: Path, cases: list[Case], *, locked_fails: bool) -> 
     assert not list(out.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_bad_inputs_in_process_each_named_with_its_reason(folder, tmp_path, monkeypatch):
     audio, cases = folder
     real_open = open
@@ -144,6 +145,7 @@ def test_bad_inputs_in_process_each_named_with_its_reason(folder, tmp_path, monk
     _check(audio, tmp_path / "out", cases, locked_fails=True)
 
 
+@pytest.mark.slow
 def test_bad_inputs_through_the_command(folder, tmp_path):
     audio, cases = folder
     out = tmp_path / "out"

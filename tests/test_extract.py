@@ -52,6 +52,7 @@ def _raise_on_one(path, out_path, *, timeout_s=0.0):
     return _extract_on_worker(path, out_path, timeout_s=timeout_s)
 
 
+@pytest.mark.slow
 def test_backends_write_identical_caches(audio_dir, tmp_path, capsys, monkeypatch):
     distributed = pytest.importorskip("distributed")
     assert main(["extract", str(audio_dir), "--out", str(tmp_path / "w1"), "--workers", "1", "--no-progress"]) == 0

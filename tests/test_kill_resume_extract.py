@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 
 from audioreg import stages
@@ -21,6 +22,9 @@ from conftest import SR
 
 HOP = 512
 N_FILES = 30
+
+
+pytestmark = pytest.mark.slow
 
 
 def _make_audio(folder: Path, seconds: float) -> dict[str, int]:

@@ -24,7 +24,7 @@ import torch
 
 from audioreg.models import train
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 # Big enough that an epoch takes a few tenths of a second even on an idle machine, so the
 # kill lands mid-run: the poll below sees epoch 1 with about 11 epochs (seconds) to spare.

@@ -128,6 +128,7 @@ def _poison(cache: Path) -> None:
         (core / name).write_bytes(data)
 
 
+@pytest.mark.slow
 def test_a_poisoned_cache_is_detected_and_rebuilt(cache_dir):
     ready = _python("from audioreg.features.numba_cache import ensure_compiled\nensure_compiled()\n", cache_dir)
     assert ready.returncode == 0, ready.stderr

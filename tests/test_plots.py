@@ -273,6 +273,7 @@ def _exported_html(figures, *, with_html: bool) -> str:
     return html
 
 
+@pytest.mark.slow  # a notebook through nbconvert
 def test_nbconvert_html_keeps_the_ids_verbatim_with_the_inline_html(table, histories):
     figures = (plots.mse_heatmap(table), plots.training_curves(histories))
     html = _exported_html(figures, with_html=True)

@@ -211,6 +211,7 @@ def test_render_shape_dtype_peak_and_loudness():
         render(seconds=1.0, channels=3)
 
 
+@pytest.mark.slow  # librosa's beat tracker: its first call in a new install compiles for about a minute
 @pytest.mark.parametrize("tempo,beat", [(70.0, 0.8), (100.0, 0.8), (128.0, 0.8), (160.0, 0.8),
                                         (100.0, 0.0), (143.0, 0.0)])
 def test_rendered_tempo_is_recoverable(tempo, beat):
@@ -304,6 +305,7 @@ def test_synth_json_records_the_version_and_arguments(sample):
     assert stamp == {"synth_version": synth.SYNTH_VERSION, "n": 10, "seconds": 4.0, "seed": 3, "label_noise": 1.0}
 
 
+@pytest.mark.slow  # a process pool
 def test_same_seed_gives_the_same_set_whatever_the_workers(tmp_path, sample):
     out, df = sample
     again = synth.generate_sample_set(tmp_path / "b", n=10, seconds=4.0, seed=3, n_jobs=2)
