@@ -169,12 +169,12 @@ def feature_stage_times(
         Stage name to seconds, in the order the stages first run (``stft``,
         ``power+contrast+peaks``, ``mel``, ``zcr``, ``chroma``, ``mfcc``, ``tonnetz+stack``).
     """
-    from .features import frames as F
+    from .features import frames
 
     runs = []
     for _ in range(max(1, int(repeats))):
         timings: dict[str, float] = {}
-        F.extract_features(y=y, sr=sr, timings=timings)
+        frames.extract_features(y=y, sr=sr, timings=timings)
         runs.append(timings)
     return {k: float(np.median([r.get(k, 0.0) for r in runs])) for k in runs[0]}
 

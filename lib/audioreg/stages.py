@@ -21,8 +21,7 @@ import pandas as pd
 
 from . import atomic
 from .data import audio, linking, metadata
-from .features import extract as X
-from .features import frames as F
+from .features import extract, frames
 from .params import digest
 from .paths import resolve, resolve_root
 from .data.split import check_no_leakage, group_split
@@ -241,9 +240,9 @@ def features(params) -> FeaturesResult:
     """
     cfg = config(params)
     ing = ingest(cfg)
-    torch_device = X.feature_device(cfg["extract_device"])
+    torch_device = extract.feature_device(cfg["extract_device"])
     key = digest({"tracks": sorted(zip(ing.manifest["track_id"], ing.manifest["sha256"])) if len(ing.manifest) else [],
-                  "features": F.feature_params(),
+                  "features": frames.feature_params(),
                   # the torch path agrees within tolerance, not bit for bit: its arrays get their own folder
                   **({"computed_with": "torch"} if torch_device is not None else {})})
     out = cfg.data_dir / "features" / key
@@ -251,7 +250,7 @@ def features(params) -> FeaturesResult:
         return FeaturesResult(out, pd.read_csv(out / "index.csv", dtype={"track_id": str}),
                               pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key, ingest=ing)
     out.mkdir(parents=True, exist_ok=True)  # arrays already there are complete (atomic writes) and reused
-    res = X.extract_many(ing.manifest[["track_id", "path"]], out, workers=int(cfg["workers"]),
+    res = extract.extract_many(ing.manifest[["track_id", "path"]], out, workers=int(cfg["workers"]),
                          timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]),
                          scheduler=str(cfg["scheduler"] or "") or None, device=str(cfg["extract_device"]),
                          batch_size=int(cfg["extract_batch_size"]))
@@ -259,9 +258,9 @@ def features(params) -> FeaturesResult:
     return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused, ingest=ing)
 
 
-def write_features_meta(out_dir: Path, res: X.ExtractResult, **extra) -> dict:
+def write_features_meta(out_dir: Path, res: extract.ExtractResult, **extra) -> dict:
     """Write ``meta.json`` of a features folder (last: it marks the folder complete)."""
-    meta = {**extra, "feature_params": F.feature_params(), "feature_names": [list(n) for n in F.feature_names()],
+    meta = {**extra, "feature_params": frames.feature_params(), "feature_names": [list(n) for n in frames.feature_names()],
             "n_tracks": len(res.index), "n_failures": len(res.failures)}
     atomic.write_json(Path(out_dir) / "meta.json", meta)
     return meta
@@ -301,7 +300,7 @@ def extract_folder(
     progress: bool = True,
     device: str = "cpu",
     batch_size: int = 16,
-) -> X.ExtractResult:
+) -> extract.ExtractResult:
     """Features of every audio file below ``audio_dir``, in the notebooks' cache layout.
 
     ``out_dir`` gets ``<track_id>.npy`` per file (track id = file stem), ``index.csv``,
@@ -317,18 +316,18 @@ def extract_folder(
     meta_path = out_dir / "meta.json"
     if meta_path.is_file():
         old = json.loads(meta_path.read_text(encoding="utf-8"))
-        if old.get("feature_params") != F.feature_params():
+        if old.get("feature_params") != frames.feature_params():
             raise ValueError(f"{out_dir} holds features computed with other settings "
                              f"({old.get('feature_params')}); choose another folder or delete it")
         seen = old.get("files", {})
         for tid, size, mtime in zip(files["track_id"], files["size"], files["mtime_ns"]):
             if tid in seen and seen[tid] != [int(size), int(mtime)]:
-                stale = out_dir / X.array_name(tid)
+                stale = out_dir / extract.array_name(tid)
                 log.info("%s: audio file changed since it was extracted; recomputing", stale)
                 stale.unlink(missing_ok=True)
         meta_path.unlink()  # written again last: a folder without it is being (re)built
     out_dir.mkdir(parents=True, exist_ok=True)
-    res = X.extract_many(files[["track_id", "path"]], out_dir, workers=workers, timeout_s=timeout_s,
+    res = extract.extract_many(files[["track_id", "path"]], out_dir, workers=workers, timeout_s=timeout_s,
                          progress=progress, scheduler=scheduler or None, device=device, batch_size=batch_size)
     write_features_meta(out_dir, res, audio_dir=str(audio_dir.resolve()), device=device,
                         files={t: [int(a), int(b)] for t, a, b in zip(files["track_id"], files["size"], files["mtime_ns"])})

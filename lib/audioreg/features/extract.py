@@ -43,7 +43,7 @@ import pandas as pd
 
 from .. import atomic
 from ..data.audio import load_audio
-from . import frames as F
+from . import frames
 from .numba_cache import ensure_compiled
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
     t0 = time.perf_counter()
 
     def work():
-        y, sr = load_audio(path, sr=F.SR)
-        feats = F.extract_features(y=y, sr=sr)  # long tracks go in blocks: bounded memory, same values
+        y, sr = load_audio(path, sr=frames.SR)
+        feats = frames.extract_features(y=y, sr=sr)  # long tracks go in blocks: bounded memory, same values
         atomic.save_npy(out_path, feats)
         return {"ok": True, "n_frames": int(feats.shape[0]), "duration_s": y.size / sr,
                 "seconds": time.perf_counter() - t0}
@@ -131,7 +131,7 @@ def decode_file(path: str, *, timeout_s: float = 0.0) -> dict:
     t0 = time.perf_counter()
 
     def work():
-        y, sr = load_audio(path, sr=F.SR)
+        y, sr = load_audio(path, sr=frames.SR)
         return {"ok": True, "y": y, "duration_s": y.size / sr, "seconds": time.perf_counter() - t0}
 
     return _guarded(path, timeout_s, work)
@@ -168,9 +168,9 @@ def prepare_process() -> None:
     if _prepared:
         return
     ensure_compiled()
-    y = (0.1 * np.random.default_rng(0).standard_normal(F.N_FFT * 4)).astype(np.float32)
+    y = (0.1 * np.random.default_rng(0).standard_normal(frames.N_FFT * 4)).astype(np.float32)
     with _one_blas_thread():
-        F.extract_features(y=y, sr=F.SR)
+        frames.extract_features(y=y, sr=frames.SR)
     _prepared = True
 
 
@@ -301,12 +301,12 @@ def _extract_batched(todo: list, record, bar, *, device, batch_size: int, n_work
             return
         t0 = time.perf_counter()
         try:
-            feats = extract_features_batch([res["y"] for _, res in batch], sr=F.SR, device=device)
+            feats = extract_features_batch([res["y"] for _, res in batch], sr=frames.SR, device=device)
         except Exception:  # isolate the track that fails
             feats = []
             for (_, path, _), res in batch:
                 try:
-                    feats.append(extract_features_batch([res["y"]], sr=F.SR, device=device)[0])
+                    feats.append(extract_features_batch([res["y"]], sr=frames.SR, device=device)[0])
                 except Exception as exc:
                     feats.append(exc)
         share = (time.perf_counter() - t0) / len(batch)
@@ -432,10 +432,10 @@ def extract_many(
         if target.is_file():
             try:
                 arr = np.load(target, mmap_mode="r")
-                if arr.ndim == 2 and arr.shape[1] == F.N_FEATURES:
+                if arr.ndim == 2 and arr.shape[1] == frames.N_FEATURES:
                     known = previous.get(target.name, {})
                     duration = (known["duration_s"] if known.get("n_frames") == arr.shape[0]
-                                else (arr.shape[0] - 1) * F.HOP_LENGTH / F.SR)  # arrays of a killed run: from frames
+                                else (arr.shape[0] - 1) * frames.HOP_LENGTH / frames.SR)  # arrays of a killed run: from frames
                     rows.append({"track_id": tid, "file": target.name, "n_frames": arr.shape[0],
                                  "duration_s": duration, "seconds": 0.0})
                     reused += 1

@@ -329,12 +329,12 @@ def _exercise() -> None:
     import numpy as np
     import librosa
 
-    from . import frames as F
+    from . import frames
 
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
-        y = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(F.SR) / F.SR) + 0.01 * rng.standard_normal(F.SR)).astype(dtype)
-        librosa.estimate_tuning(y=y, sr=F.SR)
+        y = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(frames.SR) / frames.SR) + 0.01 * rng.standard_normal(frames.SR)).astype(dtype)
+        librosa.estimate_tuning(y=y, sr=frames.SR)
         librosa.feature.zero_crossing_rate(y)
         librosa.zero_crossings(y)
         librosa.util.localmax(y)
@@ -345,10 +345,10 @@ def _exercise() -> None:
     for dtype in (np.int16, np.int32, np.int64):
         librosa.util.localmax(np.arange(8, dtype=dtype))
         librosa.util.localmin(np.arange(8, dtype=dtype))
-    y = (0.3 * rng.standard_normal(2 * F.SR)).astype(np.float32)
-    F.extract_features(y=y, sr=F.SR)
-    spectrum = np.zeros((2, F.N_FFT // 2 + 1), np.complex128)
-    F._power_into(spectrum, np.empty(spectrum.shape, np.float32))  # the recompute path of long tracks
+    y = (0.3 * rng.standard_normal(2 * frames.SR)).astype(np.float32)
+    frames.extract_features(y=y, sr=frames.SR)
+    spectrum = np.zeros((2, frames.N_FFT // 2 + 1), np.complex128)
+    frames._power_into(spectrum, np.empty(spectrum.shape, np.float32))  # the recompute path of long tracks
 
 
 def clear_cache() -> list[Path]:

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from audioreg.features import frames as _F
+from audioreg.features import frames as cpu  # the one-pass CPU path this one mirrors
 from audioreg.device import resolve_device
 
 __all__ = ["KEEP_POWER_BYTES", "MAX_CHUNK_FRAMES", "TOLERANCES", "TOLERANCES_FFT32", "extract_features_batch"]
@@ -53,7 +53,7 @@ __all__ = ["KEEP_POWER_BYTES", "MAX_CHUNK_FRAMES", "TOLERANCES", "TOLERANCES_FFT
 #: float32 power with piptrack's arithmetic, so the tunings agree. Measured maxima (CPU,
 #: the test signals and a minute of four real tracks): MFCC 3.1e-5 dB, chroma 1.6e-6,
 #: contrast 3.8e-6 dB, tonnetz 3.4e-7, zcr 0.
-TOLERANCES = {"mfcc": 2e-3, "chroma": 1e-5, "contrast": 1e-3, "tonnetz": 1e-5, "zcr": 0.0}
+TOLERANCES = cpu.TOLERANCES  # the same bounds as the CPU path's against librosa
 
 #: Tolerances for ``fft_dtype=torch.float32`` (a faster, half-memory STFT). A float32 FFT
 #: adds rounding noise of ~1e-7 of a frame's largest magnitude to every bin. That is far
@@ -88,7 +88,7 @@ KEEP_POWER_BYTES = 2 * 2**30
 def extract_features_batch(
     ys: Sequence[np.ndarray],
     *,
-    sr: int = _F.SR,
+    sr: int = cpu.SR,
     device: str | torch.device = "auto",
     fft_dtype: torch.dtype = torch.float64,
     max_chunk_frames: int | None = None,
@@ -145,7 +145,7 @@ def extract_features_batch(
     signals = []
     for i, y in enumerate(ys):
         try:
-            signals.append(_F._check_signal(y))
+            signals.append(cpu._check_signal(y))
         except ValueError as err:
             raise ValueError(f"track {i}: {err}") from err
     if fft_dtype not in (torch.float32, torch.float64):
@@ -154,11 +154,11 @@ def extract_features_batch(
     if not signals:
         return []
 
-    sr, n_fft, hop = int(sr), _F.N_FFT, _F.HOP_LENGTH
-    bank = _F._banks(sr, n_fft)
+    sr, n_fft, hop = int(sr), cpu.N_FFT, cpu.HOP_LENGTH
+    bank = cpu._banks(sr, n_fft)
     nf = n_fft // 2 + 1
     n_batch = len(signals)
-    frames = np.array([_F.n_frames(y.size, hop_length=hop) for y in signals])
+    frames = np.array([cpu.n_frames(y.size, hop_length=hop) for y in signals])
     t_max = int(frames.max())
     chunk = max(1, min(t_max, int(max_chunk_frames or MAX_CHUNK_FRAMES) // n_batch))
     keep_power = n_batch * t_max * nf * 4 <= KEEP_POWER_BYTES
@@ -168,8 +168,8 @@ def extract_features_batch(
     batch = _padded_batch(signals, t_max, n_fft, hop).to(dev).to(fft_dtype)
     valid = torch.arange(t_max, device=dev)[None, :] < torch.as_tensor(frames, device=dev)[:, None]  # [B, t]
 
-    mel = torch.empty((n_batch, t_max, _F.N_MELS), dtype=torch.float32, device=dev)
-    peak = torch.empty((n_batch, t_max, _F.N_CONTRAST_BANDS + 1), dtype=torch.float64, device=dev)
+    mel = torch.empty((n_batch, t_max, cpu.N_MELS), dtype=torch.float32, device=dev)
+    peak = torch.empty((n_batch, t_max, cpu.N_CONTRAST_BANDS + 1), dtype=torch.float64, device=dev)
     valley = torch.empty_like(peak)
     power_all = torch.empty((n_batch, t_max, nf), dtype=torch.float32, device=dev) if keep_power else None
     found = []
@@ -185,7 +185,7 @@ def extract_features_batch(
     tunings = _tunings(found, n_batch)
     chroma_w = torch.as_tensor(np.stack([_chroma_bank(sr, n_fft, tuning).T for tuning in tunings]),
                                dtype=torch.float64, device=dev)  # [B, nf, 12]
-    chroma = torch.empty((n_batch, t_max, _F.N_CHROMA), dtype=torch.float32, device=dev)
+    chroma = torch.empty((n_batch, t_max, cpu.N_CHROMA), dtype=torch.float32, device=dev)
     for j0 in range(0, t_max, chunk):
         j1 = min(j0 + chunk, t_max)
         power = power_all[:, j0:j1] if keep_power else _power(batch, j0, j1, window, n_fft, hop)
@@ -200,10 +200,10 @@ def extract_features_batch(
     stft_features = torch.cat([mfcc, chroma, contrast, tonnetz], dim=-1)
     stft_features = torch.nan_to_num(stft_features, nan=0.0, posinf=0.0, neginf=0.0).cpu().numpy()
 
-    cols = _F._columns()
+    cols = cpu._columns()
     out = []
     for y, t, values in zip(signals, frames, stft_features):
-        X = np.empty((t, _F.N_FEATURES), np.float32)
+        X = np.empty((t, cpu.N_FEATURES), np.float32)
         X[:, : cols["zcr"].start] = values[:t]
         X[:, cols["zcr"]] = _zcr(y, t, n_fft, hop)[:, None]
         out.append(X)
@@ -270,7 +270,7 @@ def _tunings(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_batch: in
     track = np.concatenate([f[0] for f in found])
     pitch = np.concatenate([f[1] for f in found])
     mag = np.concatenate([f[2] for f in found])
-    return [_F._tuning(pitch[track == b], mag[track == b]) for b in range(n_batch)]
+    return [cpu._tuning(pitch[track == b], mag[track == b]) for b in range(n_batch)]
 
 
 @functools.lru_cache(maxsize=256)
@@ -278,7 +278,7 @@ def _chroma_bank(sr: int, n_fft: int, tuning: float) -> np.ndarray:
     """``librosa.filters.chroma`` for one tuning (``[12, nf]`` float32; tunings come in steps of 0.01)."""
     import librosa
 
-    return librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=_F.N_CHROMA)
+    return librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=cpu.N_CHROMA)
 
 
 @functools.lru_cache(maxsize=1)
@@ -286,7 +286,7 @@ def _tonnetz_matrix() -> np.ndarray:
     """librosa's ``[6, 12]`` tonnetz projection (float64): tonnetz of the identity chroma."""
     import librosa
 
-    return librosa.feature.tonnetz(chroma=np.eye(_F.N_CHROMA))
+    return librosa.feature.tonnetz(chroma=np.eye(cpu.N_CHROMA))
 
 
 def _normalize(S: torch.Tensor, *, inf_norm: bool) -> torch.Tensor:
@@ -313,6 +313,6 @@ def _power_to_db(S: torch.Tensor, valid: torch.Tensor, *, amin: float = 1e-10, t
 
 def _zcr(y: np.ndarray, t: int, n_fft: int, hop: int) -> np.ndarray:
     """Zero-crossing rate of ``t`` centred frames (edge padding), as ``extract_features`` computes it: float32."""
-    seg = _F._segment(y, 0, t, hop, n_fft // 2, "edge")
-    counts = _F._zero_crossings(seg, t, hop, n_fft, np.float32(1e-10)).astype(np.float32)
+    seg = cpu._segment(y, 0, t, hop, n_fft // 2, "edge")
+    counts = cpu._zero_crossings(seg, t, hop, n_fft, np.float32(1e-10)).astype(np.float32)
     return counts / np.float32(n_fft)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
+from torch.nn import functional as nnf
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
@@ -541,7 +541,7 @@ def _train_one_epoch(model, loader, optimizer, *, grad_clip, device, progress, d
     for x, lengths, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = F.mse_loss(model(x, lengths), y)
+        loss = nnf.mse_loss(model(x, lengths), y)
         loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -557,7 +557,7 @@ def _evaluate(model, loader, *, device) -> float:
     sse, count = 0.0, 0
     for x, lengths, y in loader:
         pred = model(x.to(device, non_blocking=True), lengths)
-        sse += F.mse_loss(pred, y.to(device, non_blocking=True), reduction="sum").item()
+        sse += nnf.mse_loss(pred, y.to(device, non_blocking=True), reduction="sum").item()
         count += y.numel()
     return sse / count
 
