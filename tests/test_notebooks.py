@@ -82,13 +82,36 @@ def test_papermill_from_notebooks_folder_builds_what_it_needs(smoke_run, tmp_pat
     smoke = {k: v for k, v in __import__("yaml").safe_load((REPO / "params/smoke.yaml").read_text()).items()}
     args = [sys.executable, "-m", "papermill", "05_gru.ipynb", str(tmp_path / "out.ipynb"), "-p", "root", str(work),
             "-p", "dropout", "0.5", "-p", "run_id", "direct"]
+    declared = runner.declared(REPO, ["05_gru"])["05_gru"]
     for k, v in smoke.items():
-        args += ["-p", k, str(v)]
+        if k in declared:  # the notebook refuses parameters it does not declare
+            args += ["-p", k, str(v)]
     proc = subprocess.run(args, cwd=REPO / "notebooks", capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (work / "runs/direct/gru/predictions.csv").is_file()
     params = json.loads((work / "runs/direct/gru/params.json").read_text())["params"]
     assert params["dropout"] == 0.5
+
+
+def test_only_keeps_the_run_index_complete(smoke_run):
+    """A rerun of one notebook (``--only``) rewrites its page; the index still links every page."""
+    work, result = smoke_run
+    again = runner.run(["params/smoke.yaml"], {"root": str(work)}, run_id="smoke", root=REPO,
+                       notebooks=["06_error_analysis"])
+    index = again.index.read_text(encoding="utf-8")
+    for nb in runner.NOTEBOOKS:
+        assert f'href="{nb}.html"' in index, nb
+
+
+def test_plain_papermill_refuses_a_mistyped_parameter(smoke_run, tmp_path):
+    """papermill only warns about ``-p dropuot 0.5``; the notebook itself stops, before any work."""
+    work, _ = smoke_run
+    proc = subprocess.run([sys.executable, "-m", "papermill", "notebooks/06_error_analysis.ipynb",
+                           str(tmp_path / "out.ipynb"), "-p", "root", str(work), "-p", "run_id", "typo",
+                           "-p", "rnu_id", "x"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "UnknownParameterError" in proc.stderr and "'rnu_id' (did you mean 'run_id'?)" in proc.stderr
+    assert not (work / "runs/typo").exists()
 
 
 def test_unknown_parameter_stops_the_run_before_any_notebook(tmp_path):

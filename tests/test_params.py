@@ -90,3 +90,40 @@ def test_parse_value(text, value):
 def test_pick_takes_simple_public_names():
     ns = {"a": 1, "b": "x", "_c": 2, "mod": P, "d": [1], "e": 0.5, "f": True}
     assert P.pick(ns) == {"a": 1, "b": "x", "e": 0.5, "f": True}
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("dropout", "abc", r"dropout must be float, not 'abc' \(str\)"),
+    ("epochs", "2.5", r"epochs must be int, not 2\.5 \(float\)"),
+    ("layer_norm", "1", r"layer_norm must be bool, not 1 \(int\)"),
+    ("workers", "true", r"workers must be int, not True \(bool\)"),
+])
+def test_a_wrong_type_fails_before_any_notebook_runs(declared, key, value, message):
+    with pytest.raises(ValueError, match=r"wrong type in -p overrides: " + message):
+        runner.merged_params(REPO, [], {key: value}, known=runner.known_parameters(declared))
+    # an int where a float is declared is a number like any other
+    assert runner.merged_params(REPO, [], {"dropout": "1"}, known=runner.known_parameters(declared))["dropout"] == 1
+
+
+def test_cli_params_rejects_a_wrong_type(capsys):
+    from audioreg.cli import main
+
+    assert main(["params", "-p", "dropout", "abc"]) == 2
+    assert "dropout must be float, not 'abc'" in capsys.readouterr().err
+
+
+def test_one_type_per_parameter_across_notebooks():
+    decl = {"04_rf": {"seed": {"inferred_type_name": "int"}}, "05_gru": {"seed": {"inferred_type_name": "float"}}}
+    with pytest.raises(ValueError, match="seed is declared as int and as float"):
+        runner.known_parameters(decl)
+
+
+def test_a_notebook_refuses_a_parameter_it_does_not_declare():
+    """What IPython's ``In`` holds when papermill ran the parameters cell, then its injected cell."""
+    parameters = "seed: int = 0  # the one seed\ndropout: float = 0.3  # between layers\n"
+    P.check_injected(["", parameters, "# Parameters\ndropout = 0.5\nseed = 1\n"])  # declared: fine
+    with pytest.raises(P.UnknownParameterError, match=r"'dropuot' \(did you mean 'dropout'\?\) in the parameters "
+                                                       r"papermill injected: this notebook's parameters cell"):
+        P.check_injected(["", parameters, "# Parameters\ndropuot = 0.5\n", "params = pick(globals())"])
+    P.check_injected(None)  # outside a kernel: nothing to check
+    P.check_injected(["", "%matplotlib inline", "# Parameters\nx = 1\n"])  # unreadable cells are not judged

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # the runner logs one line per notebook
 
     if args.command == "synth":
         from .synth import generate_sample_set
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "params":
             import yaml
 
-            known = set().union(*[set(d) for d in runner.declared(root).values()])
+            known = runner.known_parameters(runner.declared(root))
             merged = runner.merged_params(root, args.file, _kv(args.param), known=known)
             yaml.safe_dump(merged, sys.stdout, sort_keys=False, allow_unicode=True)
             return 0

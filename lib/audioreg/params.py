@@ -73,8 +73,9 @@ def notebook_defaults(path: str | os.PathLike) -> dict[str, Any]:
     return out
 
 
-def check_known(params: Mapping, declared: Iterable[str], *, source: str = "parameters") -> None:
-    """Raise :class:`UnknownParameterError` for any key no notebook declares."""
+def check_known(params: Mapping, declared: Iterable[str], *, source: str = "parameters",
+                reason: str = "no notebook declares it") -> None:
+    """Raise :class:`UnknownParameterError` for any key that ``declared`` lacks."""
     declared = sorted(set(declared))
     unknown = [k for k in params if k not in declared]
     if unknown:
@@ -83,7 +84,7 @@ def check_known(params: Mapping, declared: Iterable[str], *, source: str = "para
             close = difflib.get_close_matches(k, declared, n=1)
             hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise UnknownParameterError(
-            f"unknown parameter {', '.join(hints)} in {source}: no notebook declares it. "
+            f"unknown parameter {', '.join(hints)} in {source}: {reason}. "
             f"Known parameters: {', '.join(declared)}"
         )
 
@@ -92,9 +93,62 @@ def pick(namespace: Mapping[str, Any]) -> dict:
     """The parameters visible in a notebook namespace: public names bound to simple literals.
 
     Call right after the ``parameters`` cell (and papermill's injected cell):
-    ``params = audioreg.params.pick(globals())``.
+    ``params = audioreg.params.pick(globals())``. In a kernel that papermill ran, it first
+    checks the injected cell against the ``parameters`` cell before it: papermill only
+    warns about a parameter the notebook does not declare (a typo such as ``-p dropuot
+    0.5`` would run with the default), so that is an :class:`UnknownParameterError` here.
     """
+    check_injected(namespace.get("In"))
     return {k: v for k, v in namespace.items() if not k.startswith("_") and isinstance(v, _SIMPLE)}
+
+
+def check_injected(inputs: Any) -> None:
+    """Raise :class:`UnknownParameterError` if papermill injected a name the parameters cell lacks.
+
+    ``inputs`` is IPython's ``In`` (the executed cells' sources, in order); outside a
+    kernel there is nothing to check. The injected cell is the one papermill starts with
+    ``# Parameters``; the parameters cell is the one executed just before it, and declares
+    ``name: type = value`` lines.
+    """
+    import ast
+
+    if not isinstance(inputs, list):
+        return
+    for i, source in enumerate(inputs):
+        if i == 0 or not isinstance(source, str) or not source.lstrip().startswith("# Parameters"):
+            continue
+        try:
+            declared_cell, injected_cell = ast.parse(str(inputs[i - 1])), ast.parse(source)
+        except SyntaxError:  # IPython magics: not a cell we can read
+            return
+        declared = {n.target.id for n in declared_cell.body
+                    if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+        injected = [t.id for n in injected_cell.body if isinstance(n, ast.Assign)
+                    for t in n.targets if isinstance(t, ast.Name)]
+        if declared and injected:
+            check_known(dict.fromkeys(injected), declared, source="the parameters papermill injected",
+                        reason="this notebook's parameters cell does not declare it")
+
+
+def check_types(params: Mapping, types: Mapping[str, str], *, source: str = "parameters") -> None:
+    """Raise ValueError for a value whose type is not the one its ``parameters`` cell declares.
+
+    ``types`` maps a parameter to its declared type name (``"float"``, ``"int"``, ``"bool"``,
+    ``"str"``, as papermill infers them). An int passes as a float; a bool is never a number.
+    """
+    wrong = []
+    for key, value in params.items():
+        want = types.get(key)
+        if want is None or want == "None":
+            continue
+        ok = {"float": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "int": isinstance(value, int) and not isinstance(value, bool),
+              "bool": isinstance(value, bool),
+              "str": isinstance(value, str)}.get(want, True)
+        if not ok:
+            wrong.append(f"{key} must be {want}, not {value!r} ({type(value).__name__})")
+    if wrong:
+        raise ValueError(f"wrong type in {source}: " + "; ".join(wrong))
 
 
 def digest(obj: Any, *, length: int = 12) -> str:

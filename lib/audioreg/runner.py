@@ -50,9 +50,27 @@ def declared(root: Path, notebooks: Iterable[str] = NOTEBOOKS) -> dict[str, dict
     return {nb: P.notebook_parameters(root / "notebooks" / f"{nb}.ipynb") for nb in notebooks}
 
 
+def known_parameters(decl: Mapping[str, Mapping[str, dict]]) -> dict[str, str]:
+    """Every declared parameter and its type name (``"float"``...), from :func:`declared`.
+
+    Raises ValueError when two notebooks declare one name with different types.
+    """
+    types: dict[str, str] = {}
+    for nb, specs in decl.items():
+        for name, spec in specs.items():
+            kind = str(spec.get("inferred_type_name") or "None")
+            if types.setdefault(name, kind) != kind:
+                raise ValueError(f"{name} is declared as {types[name]} and as {kind} ({nb}): one type per parameter")
+    return types
+
+
 def merged_params(root: Path, files: Iterable[str | os.PathLike] = (), overrides: Mapping | None = None,
-                  *, known: Iterable[str] | None = None) -> dict:
-    """base.yaml < files (in order) < overrides, each key checked against ``known``."""
+                  *, known: Mapping[str, str] | Iterable[str] | None = None) -> dict:
+    """base.yaml < files (in order) < overrides, each key checked against ``known``.
+
+    With ``known`` a mapping of parameter to type name (:func:`known_parameters`), each
+    value's type is checked too, so a wrong value fails here, before any notebook runs.
+    """
     layers = []
     sources = []
     base = root / "params" / "base.yaml"
@@ -64,9 +82,10 @@ def merged_params(root: Path, files: Iterable[str | os.PathLike] = (), overrides
         sources.append(str(path))
     over = {k: (P.parse_value(v) if isinstance(v, str) else v) for k, v in (overrides or {}).items()}
     if known is not None:
-        for layer, src in zip(layers, sources):
+        for layer, src in [*zip(layers, sources), (over, "-p overrides")]:
             P.check_known(layer, known, source=src)
-        P.check_known(over, known, source="-p overrides")
+            if isinstance(known, Mapping):
+                P.check_types(layer, known, source=src)
     return P.merge({}, *layers, over)
 
 
@@ -91,8 +110,7 @@ def run(
     files = list(files)
     notebooks = list(notebooks)
     decl = declared(root, NOTEBOOKS)
-    known = set().union(*[set(d) for d in decl.values()])
-    params = merged_params(root, files, overrides, known=known)
+    params = merged_params(root, files, overrides, known=known_parameters(decl))
     if run_id is None:
         given = (overrides or {}).get("run_id")
         stem = Path(files[-1]).stem if files else "base"
@@ -114,20 +132,25 @@ def run(
         src = root / "notebooks" / f"{nb}.ipynb"
         out = run_dir / f"{nb}.ipynb"
         mine = {k: v for k, v in params.items() if k in decl[nb]}
-        log.info("running %s", nb)
         started = time.perf_counter()
         try:
             pm.execute_notebook(str(src), str(out), parameters=mine, cwd=str(root), kernel_name=kernel_name,
                                 progress_bar=False, log_output=log_output)
         except pm.PapermillExecutionError as exc:
-            pages.append(report.render_html(out, report_dir / f"{nb}.html"))
-            report.write_index(report_dir, run_id, params, pages)
-            raise RunError(f"{nb} failed: {exc.ename}: {exc.evalue} (executed notebook: {out}; page: {pages[-1]})") from exc
+            page = report.render_html(out, report_dir / f"{nb}.html")
+            report.write_index(report_dir, run_id, params, _pages(report_dir))
+            raise RunError(f"{nb} failed: {exc.ename}: {exc.evalue} (executed notebook: {out}; page: {page})") from exc
         executed.append(out)
         pages.append(report.render_html(out, report_dir / f"{nb}.html"))
-        log.info("%s done in %.0f s", nb, time.perf_counter() - started)
+        log.info("%s done in %.0f s: %s", nb, time.perf_counter() - started, out)
     metrics = run_dir / "metrics.json"
     if metrics.is_file():
         shutil.copyfile(metrics, report_dir / "metrics.json")
-    report.write_index(report_dir, run_id, params, pages)
+    report.write_index(report_dir, run_id, params, _pages(report_dir))
     return RunResult(run_id, run_dir, report_dir, params, executed, pages)
+
+
+def _pages(report_dir: Path) -> list[Path]:
+    """Every notebook page of the run, in chain order: a run with ``--only`` keeps the
+    pages that earlier runs of the same run id wrote."""
+    return [p for nb in NOTEBOOKS if (p := report_dir / f"{nb}.html").is_file()]
