@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from audioreg import stages
+from audioreg.data.split import check_no_leakage, group_split
 from audioreg.features.extract import array_name
-from audioreg.data.split import check_no_leakage
 
 
 @pytest.fixture
@@ -44,9 +44,18 @@ def test_stages_build_then_reuse(params, tmp_path):
 
 
 def test_other_seed_other_split_same_features(params):
+    """Another seed draws another split of the same tracks from the same cached features."""
     a = stages.split(params)
+    features = stages.features(params)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in features.out_dir.glob("*.npy")}
     b = stages.split({**params, "seed": 2, "generate_sample": False})
-    assert a.key != b.key
+    assert a.path != b.path and a.path.is_file() and b.path.is_file()
+    assert sorted(a.table["track_id"]) == sorted(b.table["track_id"])  # the same tracks
+    assert list(a.table["file"].sort_values()) == list(b.table["file"].sort_values())  # the same arrays
+    assert {p.name: p.stat().st_mtime_ns for p in features.out_dir.glob("*.npy")} == mtimes  # not recomputed
+    for res, seed in ((a, 1), (b, 2)):  # each stored split is the one its seed draws
+        expected = group_split(res.table.drop(columns="split"), random_state=seed)
+        assert res.table["split"].tolist() == expected.tolist()
 
 
 def test_bad_rows_and_bad_files_are_listed_and_good_files_still_extracted(params, tmp_path):

@@ -317,3 +317,29 @@ def test_predict_gru_from_path_matches_model_in_order(tmp_path):
         np.testing.assert_allclose(pred[i], z * norm["target_std"] + norm["target_mean"], rtol=1e-5)
     with pytest.raises(TypeError):
         train.predict_gru(model, seqs)
+
+
+def test_cpu_training_and_prediction_use_one_thread_and_restore_the_callers(tmp_path, monkeypatch):
+    """Intra-op threads stall when another process shares the cores: training and prediction on
+    the CPU run with ``CPU_THREADS`` (1), whatever the caller set, and give the caller's count back."""
+    seen = []
+    real_epoch, real_forward = train._train_one_epoch, train.GRURegressor.forward
+
+    def epoch(*args, **kwargs):
+        seen.append(("train", torch.get_num_threads()))
+        return real_epoch(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        if not self.training:
+            seen.append(("predict", torch.get_num_threads()))
+        return real_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(train, "_train_one_epoch", epoch)
+    monkeypatch.setattr(train.GRURegressor, "forward", forward)
+    seqs, targets = make_data(4, 6)
+    torch.set_num_threads(2)  # restored by the one_torch_thread fixture
+    result = train.train_gru(seqs, targets, seqs, targets, epochs=2, checkpoint_dir=tmp_path, **TINY)
+    train.predict_gru(result.best_checkpoint, seqs)
+    assert torch.get_num_threads() == 2
+    assert {kind for kind, _ in seen} == {"train", "predict"}
+    assert all(n == train.CPU_THREADS == 1 for _, n in seen), seen

@@ -135,7 +135,9 @@ def run(
         started = time.perf_counter()
         try:
             pm.execute_notebook(str(src), str(out), parameters=mine, cwd=str(root), kernel_name=kernel_name,
-                                progress_bar=False, log_output=log_output)
+                                progress_bar=False, log_output=log_output,
+                                # the kernel's own start-up warnings (TCP on localhost) are noise here
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except pm.PapermillExecutionError as exc:
             page = report.render_html(out, report_dir / f"{nb}.html")
             report.write_index(report_dir, run_id, params, _pages(report_dir))

@@ -93,7 +93,9 @@ def setup_notebook(*, context: str = "notebook", style: str = "whitegrid") -> No
     ``jupyter nbconvert --to html`` prefers ``text/html`` and copies it verbatim, so the figure
     ids (:data:`FIGURE_IDS`) and the figure text appear as such in the report, where the
     ``image/svg+xml`` output alone would be a base64 ``<img>``. Outside IPython the inline part
-    is skipped (no shell is created). Call once per notebook; this is the only function in
+    is skipped (no shell is created). In IPython, audioreg's log lines at INFO (one per
+    training epoch: losses and seconds) are shown as cell output. Call once per notebook;
+    this is the only function in
     :mod:`audioreg.judge.plots` with global side effects.
 
     Parameters
@@ -120,6 +122,21 @@ def setup_notebook(*, context: str = "notebook", style: str = "whitegrid") -> No
 
     backend_inline.set_matplotlib_formats("svg")
     shell.display_formatter.formatters["text/html"].for_type(Figure, _inline_svg_html)
+    _log_to_cell_output()
+
+
+def _log_to_cell_output() -> None:
+    """audioreg's INFO log lines (one per training epoch, extraction and cache notes) as cell output."""
+    import logging
+    import sys
+
+    logger = logging.getLogger("audioreg")
+    if not any(getattr(h, "audioreg_notebook", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.audioreg_notebook = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _inline_svg_html(fig: Figure) -> str | None:
