@@ -26,6 +26,16 @@ class AudioDecodeError(RuntimeError):
     """An audio file could not be decoded; the message names the file."""
 
 
+def _existing_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or an :class:`AudioDecodeError` if it is missing or empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioDecodeError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(f"{path}: empty file (0 bytes)")
+    return path
+
+
 def probe_audio(path: str | os.PathLike) -> dict:
     """Duration, sample rate and channel count of an audio file without decoding it.
 
@@ -35,11 +45,7 @@ def probe_audio(path: str | os.PathLike) -> dict:
     """
     import soundfile as sf
 
-    path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioDecodeError(f"{path}: empty file (0 bytes)")
+    path = _existing_file(path)
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile cannot read it: try audioread (ffmpeg/gstreamer) if present
@@ -100,11 +106,7 @@ def load_audio(
     import soundfile as sf
     import soxr
 
-    path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioDecodeError(f"{path}: empty file (0 bytes)")
+    path = _existing_file(path)
     try:
         fh = open(path, "rb")
     except OSError as exc:

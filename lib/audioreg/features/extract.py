@@ -180,20 +180,20 @@ def _init_worker(prepare: bool = False) -> None:
         prepare_process()
 
 
-def _extract_on_worker(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
-    """:func:`extract_file` as a Dask task: the worker process keeps one BLAS thread and
-    is prepared (:func:`prepare_process`) before the file's timeout starts."""
-    _one_blas_thread()
-    prepare_process()
-    return extract_file(path, out_path, timeout_s=timeout_s)
-
-
 def _prepare_dask_worker() -> int:
-    """Run on every Dask worker before tasks are sent: one compiles (under the cache's
-    lock, on a shared filesystem too), the others load."""
+    """Run on every Dask worker before tasks are sent: one BLAS thread, and the process
+    prepared (:func:`prepare_process`; one worker compiles, under the cache's lock, on a
+    shared filesystem too, the others load)."""
     _one_blas_thread()
     prepare_process()
     return os.getpid()
+
+
+def _extract_on_worker(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
+    """:func:`extract_file` as a Dask task, on a worker prepared before the file's timeout
+    starts (a no-op after :func:`_prepare_dask_worker`; a worker that joined later prepares here)."""
+    _prepare_dask_worker()
+    return extract_file(path, out_path, timeout_s=timeout_s)
 
 
 def _process_pool(n_workers: int, *, prepare: bool = False) -> cf.ProcessPoolExecutor:

@@ -48,6 +48,8 @@ import sys
 import time
 from pathlib import Path
 
+from .. import atomic
+
 log = logging.getLogger(__name__)
 
 #: Packages whose numba-cached functions audioreg calls.
@@ -257,7 +259,7 @@ def ensure_compiled(*, timeout_s: float = 900.0) -> None:
                         ", ".join(str(c) for r in repairs for c in r[2]), time.monotonic() - t0)
         elif cold:
             log.info("compiled and cached in %.0f s", time.monotonic() - t0)
-        _write_stamp(stamp, current)
+        atomic.write_json(stamp, {"fingerprint": current, "written": time.strftime("%Y-%m-%dT%H:%M:%S")})
         _ensured = current
 
 
@@ -312,12 +314,6 @@ def _crash_cache_dir(stderr: str) -> Path | None:
         if path.name != "numba_cache.py" and path.parent.resolve() in ours:
             return cache_dir_for(path.parent)
     return None
-
-
-def _write_stamp(path: Path, value: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"fingerprint": value, "written": time.strftime("%Y-%m-%dT%H:%M:%S")}))
-    os.replace(tmp, path)
 
 
 def _exercise() -> None:
