@@ -320,7 +320,7 @@ def measure_gru(sample_dir: Path, features_dir: Path, tmp: Path, *, epochs: int,
 
     from audioreg.features.extract import array_name
     from audioreg.targets import TARGETS
-    from audioreg.models.train import train_gru
+    from audioreg.models import GRURegressor
 
     torch.set_num_threads(1)
     meta = pd.read_csv(sample_dir / "metadata.csv", dtype={"track_id": str})
@@ -333,11 +333,12 @@ def measure_gru(sample_dir: Path, features_dir: Path, tmp: Path, *, epochs: int,
     rows = {}
     for pool in pools:
         t0 = time.perf_counter()
-        res = train_gru(seqs[tr], y[tr], seqs[va], y[va], hidden_size=256, num_layers=2, batch_size=16,
-                        epochs=epochs_pool1 if pool == 1 else epochs, frame_pool=pool, device="cpu", checkpoint_dir=tmp / f"gru_fp{pool}",
-                        resume=False, random_state=0)
+        model = GRURegressor(hidden_size=256, num_layers=2, batch_size=16, epochs=epochs_pool1 if pool == 1 else epochs,
+                             frame_pool=pool, device="cpu", checkpoint_dir=tmp / f"gru_fp{pool}", resume=False,
+                             random_state=0)
+        model.fit(seqs[tr], y[tr], eval_set=(seqs[va], y[va]))
         wall = time.perf_counter() - t0
-        sec = res.history["seconds"].to_numpy()
+        sec = model.history_["seconds"].to_numpy()
         best = float(np.min(sec))
         rows[pool] = {"steps per clip": -(-frames // pool), "epochs": len(sec),
                       "epoch s (min)": best, "clips/s": n_train / best,
@@ -503,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## GRU training throughput",
         "",
-        f"`audioreg.models.train_gru` on the sample set's features: {n_train} training clips (~{frames} frames each",
+        f"`audioreg.models.GRURegressor` on the sample set's features: {n_train} training clips (~{frames} frames each",
         f"before pooling), {n_val} validation clips, hidden 256, 2 layers, batch 16, CPU, torch on one thread,",
         f"{args.gru_epochs} epochs per frame_pool ({args.gru_epochs_pool1} at frame_pool=1). An epoch's time includes its",
         "validation pass and checkpoint writes; *clips/s* uses the fastest epoch (epoch 1 also pays warm-up).",

@@ -22,6 +22,70 @@ def _compiled_once():
     ensure_compiled()
 
 
+SMOKE_RUN_ID = "smoke"
+
+
+class Chain:
+    """The notebook chain on ``params/smoke.yaml``, run by ``audioreg run`` into its own data root."""
+
+    def __init__(self, work: Path, result=None, proc=None, log: Path | None = None):
+        self.work, self.result, self.proc, self.log = work, result, proc, log
+
+    @property
+    def run_dir(self) -> Path:
+        return self.work / "runs" / SMOKE_RUN_ID
+
+    def wait(self, timeout: float = 900.0) -> "Chain":
+        """For a chain started in the background: wait, and fail with its log if it failed."""
+        import signal
+        import subprocess
+
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            assert self.proc.returncode == 0, self.log.read_text(errors="replace")[-4000:]
+        return self
+
+
+@pytest.fixture(scope="session")
+def smoke_twin(tmp_path_factory) -> Chain:
+    """A second smoke chain, started at once in the background by the command a user types,
+    in another interpreter (another ``PYTHONHASHSEED``) and another data root: the
+    determinism tests compare it with :func:`smoke_run`. Call ``.wait()`` before reading it."""
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("smoke_twin").resolve()
+    log = work.with_suffix(".log")
+    env = {**os.environ, "PYTHONHASHSEED": "2", "MPLBACKEND": "Agg"}
+    with open(log, "wb") as out:  # a file, not a pipe: a full pipe would block the run
+        proc = subprocess.Popen([sys.executable, "-m", "audioreg", "run", "-f", "params/smoke.yaml", "-p", "root", str(work),
+                                 "--run-id", SMOKE_RUN_ID], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # a process group: kernels and workers included
+    chain = Chain(work, proc=proc, log=log)
+    yield chain
+    if proc.poll() is None:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Chain:
+    """The notebook chain on ``params/smoke.yaml`` (40 generated tracks of 5 s, tiny models),
+    run once per session through :func:`audioreg.runner.run`; tests that need a finished
+    chain, its caches or its reports share it."""
+    from audioreg import runner
+
+    work = tmp_path_factory.mktemp("smoke").resolve()
+    result = runner.run(["params/smoke.yaml"], {"root": str(work)}, run_id=SMOKE_RUN_ID, root=REPO)
+    return Chain(work, result=result)
+
+
 @pytest.fixture(autouse=True)
 def _agg_backend(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -97,3 +161,14 @@ def signals():
         "c_major": triad(60),
         "silence": np.zeros(SR * 2, np.float32),
     }
+
+
+def train_gru_with(train_x, train_y, val_x, val_y, *, checkpoint_dir, params=None, device="cpu", resume=True,
+                   **settings):
+    """:func:`audioreg.models.train.train_gru` with the configs that :class:`GRURegressor` settings make."""
+    from audioreg.models import GRURegressor, train
+
+    net, config = GRURegressor(**settings).configs(n_features=int(train_x[0].shape[1]),
+                                                   n_outputs=int(np.asarray(train_y).shape[1]))
+    return train.train_gru(train_x, train_y, val_x, val_y, net=net, config=config, checkpoint_dir=checkpoint_dir,
+                           params=params, device=device, resume=resume)

@@ -6,26 +6,20 @@ ingest, features, split, both models) instead of reusing the first run's content
 caches. The runs are separate interpreters with different ``PYTHONHASHSEED`` values, so
 nothing may depend on set or dict-of-str iteration order either.
 
-The chain is the notebooks' own code: each notebook's code cells are executed in a fresh
-namespace, with the merged parameters assigned after the ``parameters`` cell as papermill's
-injected cell does. That is what ``audioreg run`` executes, without a kernel per notebook and
-without the HTML rendering (``test_notebooks.py`` covers those): here the two runs side by
-side take about 50 s, where one papermill run of the chain takes 65 s.
+Both runs are ``audioreg run`` on ``params/smoke.yaml``: the session's ``smoke_run``
+(which ``test_notebooks.py`` checks too) and its twin, a command started in the
+background at the same time (see conftest.py).
 
 Two things legitimately differ between the roots and are normalized: absolute paths, and
 content keys derived from the audio files' SHA-256. libsndfile writes a random Ogg stream
 serial number, so a regenerated ``.ogg`` differs byte-wise while its decoded audio does not;
-the keys of the features folder, the split file and the GRU checkpoint folder follow.
+the keys of the features folder, the split file and the model folders follow.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,70 +29,15 @@ import pytest
 from audioreg import runner, stages, store
 from audioreg.features.extract import array_name
 from audioreg.params import load_yaml
-from conftest import REPO
+from conftest import REPO, SMOKE_RUN_ID
 
-RUN_ID = "det"
-TIMEOUT_S = 600
-
-CHAIN = r"""
-import sys
-from pathlib import Path
-
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import nbformat
-import torch
-
-torch.set_num_threads(1)
-from audioreg import params as P, runner
-
-repo, root, run_id = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-decl = runner.declared(repo)
-known = set().union(*decl.values())
-params = runner.merged_params(repo, ["params/smoke.yaml"], {"root": root, "run_id": run_id}, known=known)
-P.save_yaml(params, Path(root) / "runs" / run_id / "params.yaml")  # as `audioreg run` does
-for name in runner.NOTEBOOKS:
-    nb = nbformat.read(str(repo / "notebooks" / f"{name}.ipynb"), as_version=4)
-    namespace, injected = {"__name__": "__main__"}, False
-    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
-        exec(compile(cell.source, f"{name}.ipynb[{i}]", "exec"), namespace)
-        if "parameters" in cell.metadata.get("tags", []):
-            namespace.update({k: v for k, v in params.items() if k in decl[name]})
-            injected = True
-    assert injected, f"{name}: no cell tagged parameters"
-    plt.close("all")
-"""
-
-
-def start_chain(root: Path, *, hash_seed: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONHASHSEED": hash_seed, "MPLBACKEND": "Agg"}
-    log = open(root.with_suffix(".log"), "wb")
-    with log:  # a file, not a pipe: a full pipe would block the run
-        return subprocess.Popen([sys.executable, "-c", CHAIN, str(REPO), str(root), RUN_ID],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # a process group: workers included
+RUN_ID = SMOKE_RUN_ID
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("determinism").resolve()
-    roots = [base / "a", base / "b"]
-    # Side by side: each is mostly one process (extraction uses two), so on two cores the
-    # pair takes little longer than one; the outputs must not depend on timing anyway.
-    procs = [start_chain(root, hash_seed=seed) for root, seed in zip(roots, ("1", "2"))]
-    try:
-        for proc in procs:
-            proc.wait(timeout=TIMEOUT_S)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    for root, proc in zip(roots, procs):
-        assert proc.returncode == 0, root.with_suffix(".log").read_text()[-4000:]
-    return roots
+def two_runs(smoke_twin, smoke_run):
+    """The session's smoke chain and its twin (started first, so they run side by side)."""
+    return [smoke_run.work, smoke_twin.wait().work]
 
 
 def only(paths) -> Path:
@@ -162,7 +101,7 @@ def test_same_feature_arrays(two_runs):
 
 def normalized_text(path: Path, root: Path) -> str:
     text = path.read_text(encoding="utf-8").replace(str(root), "<root>")
-    return re.sub(r"ckpt-[0-9a-f]{12}", "ckpt-<key>", text)
+    return re.sub(r"\b(rf|gru)-[0-9a-f]{12}", r"\1-<key>", text)
 
 
 @pytest.mark.slow
@@ -189,21 +128,30 @@ def changed(value):
     return value + 1 if isinstance(value, int) else value * 2 + 0.25
 
 
-def test_other_gru_settings_never_share_a_checkpoint_folder(tmp_path):
-    """Same settings, same folder (so a run resumes); other settings, another folder.
+@pytest.mark.parametrize("notebook, cls", [("05_gru", "GRURegressor"), ("04_rf", "ForestRegressor")])
+def test_other_model_settings_never_share_a_model_folder(tmp_path, notebook, cls):
+    """Same settings, same folder (so a run reuses or resumes the fit); other settings, another folder.
 
     Otherwise a finished run re-run with, say, another ``grad_clip`` would "resume" the old
     folder, train nothing, and report the old model under the new parameters.
     """
-    decl = runner.declared(REPO, ["03_split", "05_gru"])
-    not_model = {"run_id", "epochs", "device", "resume"}  # the split key covers 03's parameters
-    model_keys = sorted(set(decl["05_gru"]) - set(decl["03_split"]) - not_model)
-    assert {"hidden_size", "dropout", "lr", "grad_clip", "frame_pool"} <= set(model_keys)
+    from audioreg import models
+
+    estimator = getattr(models, cls)
+    declared = set(runner.declared(REPO, [notebook])[notebook]) - {"root", "run_id"}
     params = {**load_yaml(REPO / "params/base.yaml"), "root": str(tmp_path)}
-    folder = store.gru_checkpoint_dir(params, "splitkey")
-    for key in ("epochs", "device", "resume", "progress"):
-        assert store.gru_checkpoint_dir({**params, key: changed(params[key])}, "splitkey") == folder, key
-    assert store.gru_checkpoint_dir(params, "othersplit") != folder
-    for key in [*model_keys, "seed"]:
+
+    def folder(p, data_key="splitkey"):
+        return store.model_dir(p, estimator.from_params(p), data_key=data_key)
+
+    same = folder(params)
+    assert same.parent == tmp_path / "data" / "models"
+    assert folder(params, "othersplit") != same
+    run_only = {getattr(estimator, "PARAM_PREFIX", "") + k for k in estimator.RUN_SETTINGS}
+    assert run_only < declared | {"checkpoint_dir"}
+    for key in sorted(declared):
         other = {**params, key: changed(params[key])}
-        assert store.gru_checkpoint_dir(other, "splitkey") != folder, key
+        if key in run_only or key == "progress":
+            assert folder(other) == same, key
+        else:
+            assert folder(other) != same, key

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from audioreg.models import train
+from conftest import train_gru_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -44,7 +45,7 @@ import torch
 
 torch.set_num_threads(1)
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-from audioreg.models.train import train_gru
+from audioreg.models import GRURegressor
 
 data, checkpoint_dir, kwargs = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 
@@ -55,7 +56,7 @@ def part(name):
 
 
 (train_x, train_y), (val_x, val_y) = part("train"), part("val")
-train_gru(train_x, train_y, val_x, val_y, checkpoint_dir=checkpoint_dir, device="cpu", **kwargs)
+GRURegressor(checkpoint_dir=checkpoint_dir, device="cpu", **kwargs).fit(train_x, train_y, eval_set=(val_x, val_y))
 """
 
 
@@ -198,9 +199,7 @@ SMALL = {**MODEL, "random_state": SEED}
 def small_run(checkpoint_dir: Path, *, epochs: int, **kwargs) -> train.TrainResult:
     seqs, targets = make_data(1, 12, min_len=10, max_len=40)
     args = (seqs[:9], targets[:9], seqs[9:], targets[9:])
-    return train.train_gru(
-        *args, epochs=epochs, checkpoint_dir=checkpoint_dir, device="cpu", **{**SMALL, **kwargs}
-    )
+    return train_gru_with(*args, epochs=epochs, checkpoint_dir=checkpoint_dir, **{**SMALL, **kwargs})
 
 
 def cut(path: Path, fraction: float) -> None:

@@ -5,7 +5,7 @@ import pytest
 
 from audioreg import stages
 from audioreg.judge import metrics
-from audioreg.models import forest, train
+from audioreg.models import ForestRegressor, GRURegressor, forest
 from audioreg.targets import clip_to_valid
 
 pytestmark = pytest.mark.slow
@@ -28,8 +28,8 @@ def _smse(parts, pred):
 def test_random_forest_beats_the_mean(sample):
     _, parts = sample
     X = {s: forest.aggregate(stages.sequences(p)) for s, p in parts.items()}
-    search = forest.fit_rf_search(X["train"], stages.targets(parts["train"]), n_iter=2, cv=2, random_state=0, n_jobs=2)
-    smse = _smse(parts, clip_to_valid(search.predict(X["test"])))
+    model = ForestRegressor(n_iter=2, cv=2, random_state=0, n_jobs=2).fit(X["train"], stages.targets(parts["train"]))
+    smse = _smse(parts, clip_to_valid(model.predict(X["test"])))
     baseline = _smse(parts, metrics.mean_baseline(stages.targets(parts["train"]), len(parts["test"])))
     assert smse.mean() < 0.9 * baseline.mean()
     assert (smse < 1).sum() >= 6, smse  # most targets beat predicting the mean
@@ -37,11 +37,11 @@ def test_random_forest_beats_the_mean(sample):
 
 def test_gru_beats_the_mean(sample, tmp_path):
     _, parts = sample
-    res = train.train_gru(stages.sequences(parts["train"]), stages.targets(parts["train"]),
-                          stages.sequences(parts["val"]), stages.targets(parts["val"]),
-                          hidden_size=64, num_layers=2, dropout=0.1, lr=3e-3, epochs=25, batch_size=16,
-                          frame_pool=8, checkpoint_dir=tmp_path, random_state=0)
-    pred = clip_to_valid(train.predict_gru(res.best_checkpoint, stages.sequences(parts["test"])))
+    model = GRURegressor(hidden_size=64, num_layers=2, dropout=0.1, lr=3e-3, epochs=25, batch_size=16, frame_pool=8,
+                         checkpoint_dir=tmp_path, random_state=0, device="cpu")
+    model.fit(stages.sequences(parts["train"]), stages.targets(parts["train"]),
+              eval_set=(stages.sequences(parts["val"]), stages.targets(parts["val"])))
+    pred = clip_to_valid(model.predict(stages.sequences(parts["test"])))
     smse = _smse(parts, pred)
     baseline = _smse(parts, metrics.mean_baseline(stages.targets(parts["train"]), len(parts["test"])))
     assert np.isfinite(smse.mean()) and smse.mean() < baseline.mean()

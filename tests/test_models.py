@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.model_selection import GroupKFold
 
-from audioreg.models import forest, gru
+from audioreg.models import forest, network
 from audioreg.targets import TARGETS
 
 
@@ -203,28 +203,57 @@ def test_rf_default_distributions_are_valid():
         assert value in forest.DEFAULT_RF_PARAM_DISTRIBUTIONS[key.removeprefix("regressor__")]
 
 
+def test_forest_estimator_follows_the_scikit_learn_contract():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    rng = np.random.default_rng(11)
+    X, Y = make_regression(rng, 60)
+    est = forest.ForestRegressor(n_iter=2, cv=2, n_jobs=1, random_state=3, param_distributions=SMALL_GRID)
+    assert clone(est).get_params() == est.get_params()
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    assert est.fit(X, Y) is est and est.n_features_in_ == X.shape[1]
+    search = forest.fit_rf_search(X, Y, n_iter=2, cv=2, n_jobs=1, random_state=3, param_distributions=SMALL_GRID)
+    assert est.best_params_ == search.best_params_ and est.best_score_ == search.best_score_
+    np.testing.assert_array_equal(est.predict(X[:5]), search.predict(X[:5]))
+
+
+def test_forest_estimator_from_run_parameters():
+    est = forest.ForestRegressor.from_params({"rf_n_iter": 5, "rf_cv": 4, "rf_n_jobs": 2, "seed": 7, "lr": 0.1})
+    assert est.get_params() == {"n_iter": 5, "cv": 4, "n_jobs": 2, "random_state": 7, "param_distributions": None}
+
+
 # ------------------------------------------------------------------------------------- GRU
 
 
+def net_config(**kw):
+    return network.GRUConfig(**{"n_features": 46, "n_outputs": 11, "hidden_size": 16, "num_layers": 2,
+                                "dropout": 0.3, "layer_norm": True, **kw})
+
+
 def test_gru_output_shape_and_config():
-    net = gru.GRURegressor(n_features=46, hidden_size=16, num_layers=3, n_outputs=11)
+    net = network.GRUNet(net_config(n_features=46, hidden_size=16, num_layers=3, n_outputs=11))
     x = torch.randn(4, 30, 46)
     y = net(x, torch.tensor([30, 12, 1, 7]))
     assert y.shape == (4, 11)
-    assert net.config == {
+    assert net.config.as_dict() == {
         "n_features": 46,
+        "n_outputs": 11,
         "hidden_size": 16,
         "num_layers": 3,
         "dropout": 0.3,
-        "n_outputs": 11,
         "layer_norm": True,
     }
-    assert isinstance(gru.GRURegressor(layer_norm=False).norm, torch.nn.Identity)
+    assert len(net.gru.all_weights) == 3 and net.gru.hidden_size == 16
+    assert isinstance(network.GRUNet(net_config(layer_norm=False)).norm, torch.nn.Identity)
+    with pytest.raises(ValueError, match="dropout"):
+        net_config(dropout=1.5)
 
 
 def test_gru_ignores_padding():
     gen = torch.Generator().manual_seed(0)
-    net = gru.GRURegressor(n_features=5, hidden_size=8, num_layers=2).eval()
+    net = network.GRUNet(net_config(n_features=5, hidden_size=8, num_layers=2)).eval()
     seqs = [torch.randn(n, 5, generator=gen) for n in (9, 4, 13)]
     alone = [net(s[None], torch.tensor([len(s)]))[0] for s in seqs]
     batch = torch.full((3, 20, 5), 1e3)  # garbage beyond each length
@@ -240,7 +269,7 @@ def test_gru_ignores_padding():
 
 
 def test_gru_rejects_bad_lengths():
-    net = gru.GRURegressor(n_features=3, hidden_size=4)
+    net = network.GRUNet(net_config(n_features=3, hidden_size=4))
     with pytest.raises(ValueError):
         net(torch.zeros(2, 5, 3), torch.tensor([5, 6]))
     with pytest.raises(ValueError):

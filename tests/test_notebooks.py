@@ -1,4 +1,5 @@
-"""Notebook smoke test: the whole chain via papermill on params/smoke.yaml, into a tmp dir."""
+"""Notebook smoke test: the whole chain via papermill on params/smoke.yaml, into a tmp dir
+(the session's ``smoke_run``, see conftest.py)."""
 
 import json
 import subprocess
@@ -8,22 +9,20 @@ import nbformat
 import pytest
 
 from audioreg import runner
-from audioreg.params import UnknownParameterError
+from audioreg.params import UnknownParameterError, load_yaml, save_yaml
 from audioreg.targets import TARGETS
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("smoke")
-    result = runner.run(["params/smoke.yaml"], {"root": str(work)}, run_id="smoke", root=REPO)
-    return work, result
+@pytest.fixture
+def smoke(smoke_run):
+    return smoke_run.work, smoke_run.result
 
 
-def test_every_stage_leaves_its_artifacts(smoke_run):
-    work, result = smoke_run
+def test_every_stage_leaves_its_artifacts(smoke):
+    work, result = smoke
     assert [p.name for p in result.executed] == [f"{nb}.ipynb" for nb in runner.NOTEBOOKS]
     assert (work / "data/raw/smoke/metadata.csv").is_file()
     manifests = list((work / "data/interim").glob("ingest-*/manifest.csv"))
@@ -34,19 +33,21 @@ def test_every_stage_leaves_its_artifacts(smoke_run):
     run = work / "runs/smoke"
     assert (run / "rf/predictions.csv").is_file() and (run / "gru/predictions.csv").is_file()
     assert (run / "gru/history.csv").is_file()
-    assert list(run.glob("gru/ckpt-*/best.pt")) and list(run.glob("gru/ckpt-*/last.pt"))
+    models = work / "data/models"  # content-keyed: any run with the same settings and data reuses them
+    assert len(list(models.glob("gru-*/best.pt"))) == 1 and len(list(models.glob("gru-*/last.pt"))) == 1
+    assert len(list(models.glob("rf-*/model.joblib"))) == 1 and len(list(models.glob("*/meta.json"))) == 2
     assert (run / "params.yaml").is_file()
 
 
-def test_executed_notebooks_have_the_injected_parameters(smoke_run):
-    work, result = smoke_run
+def test_executed_notebooks_have_the_injected_parameters(smoke):
+    work, result = smoke
     nb = nbformat.read(str(result.run_dir / "05_gru.ipynb"), as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "hidden_size = 32" in injected[0].source and "run_id = \"smoke\"" in injected[0].source
 
 
-def test_metrics_json_has_every_model_and_target(smoke_run):
-    work, result = smoke_run
+def test_metrics_json_has_every_model_and_target(smoke):
+    work, result = smoke
     data = json.loads((result.report_dir / "metrics.json").read_text())
     assert set(data["metrics"]) == {"mean baseline", "random forest", "GRU"}
     for model in data["metrics"].values():
@@ -55,8 +56,8 @@ def test_metrics_json_has_every_model_and_target(smoke_run):
     assert "tempo" in data["caveat"]
 
 
-def test_html_report_has_heatmap_and_curves(smoke_run):
-    work, result = smoke_run
+def test_html_report_has_heatmap_and_curves(smoke):
+    work, result = smoke
     page = (result.report_dir / "06_error_analysis.html").read_text(encoding="utf-8")
     assert 'id="audioreg-mse-heatmap"' in page
     assert 'id="audioreg-training-curves"' in page
@@ -66,8 +67,8 @@ def test_html_report_has_heatmap_and_curves(smoke_run):
         assert f'href="{nb}.html"' in index and (result.report_dir / f"{nb}.html").is_file()
 
 
-def test_rerun_reuses_the_caches(smoke_run):
-    work, result = smoke_run
+def test_rerun_reuses_the_caches(smoke):
+    work, result = smoke
     again = runner.run(["params/smoke.yaml"], {"root": str(work)}, run_id="smoke-again", root=REPO,
                        notebooks=["02_extract"])
     nb = nbformat.read(str(again.executed[0]), as_version=4)
@@ -76,26 +77,47 @@ def test_rerun_reuses_the_caches(smoke_run):
     assert "computed now: 0" in text
 
 
-def test_papermill_from_notebooks_folder_builds_what_it_needs(smoke_run, tmp_path):
-    """`papermill notebooks/05_gru.ipynb out.ipynb -p ...` from notebooks/, reusing the smoke caches."""
-    work, _ = smoke_run
-    smoke = {k: v for k, v in __import__("yaml").safe_load((REPO / "params/smoke.yaml").read_text()).items()}
+def test_papermill_from_notebooks_folder_reads_the_upstream_settings_of_its_run(smoke, tmp_path):
+    """`papermill 05_gru.ipynb out.ipynb -p dropout 0.5` from notebooks/: 05 declares only its own
+    settings and reads the data's from runs/<run_id>/params.yaml, here the one 01-03 would
+    have left when run alone on the smoke data."""
+    work, _ = smoke
+    upstream = load_yaml(work / "runs/smoke/params.yaml")
+    declared = runner.declared(REPO, ["05_gru"])["05_gru"]
+    save_yaml({k: v for k, v in upstream.items() if k not in declared or k in ("root", "seed")},
+              work / "runs/direct/params.yaml")
     args = [sys.executable, "-m", "papermill", "05_gru.ipynb", str(tmp_path / "out.ipynb"), "-p", "root", str(work),
             "-p", "dropout", "0.5", "-p", "run_id", "direct"]
-    declared = runner.declared(REPO, ["05_gru"])["05_gru"]
-    for k, v in smoke.items():
-        if k in declared:  # the notebook refuses parameters it does not declare
-            args += ["-p", k, str(v)]
+    for k in ("hidden_size", "epochs", "batch_size", "progress"):  # the smoke run's tiny model, as a user types it
+        args += ["-p", k, str(upstream[k])]
     proc = subprocess.run(args, cwd=REPO / "notebooks", capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (work / "runs/direct/gru/predictions.csv").is_file()
-    params = json.loads((work / "runs/direct/gru/params.json").read_text())["params"]
-    assert params["dropout"] == 0.5
+    saved = json.loads((work / "runs/direct/gru/params.json").read_text())
+    assert saved["params"]["dropout"] == 0.5 and saved["params"]["synth_n"] == upstream["synth_n"]
+    assert saved["model"]["dropout"] == 0.5 and saved["model"]["hidden_size"] == upstream["hidden_size"]
+    assert load_yaml(work / "runs/direct/params.yaml")["dropout"] == 0.5  # recorded for 06
+    assert sorted(p.name for p in (work / "data/raw").iterdir()) == ["smoke"]  # no other data built
+    smoke_pred = (work / "runs/smoke/gru/predictions.csv").read_text().splitlines()
+    direct_pred = (work / "runs/direct/gru/predictions.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in direct_pred] == [r.split(",")[0] for r in smoke_pred]  # the same test part
+    assert len(list((work / "data/models").glob("gru-*/best.pt"))) == 2  # another setting, another model
 
 
-def test_only_keeps_the_run_index_complete(smoke_run):
+def test_another_run_with_the_same_settings_reuses_the_models(smoke):
+    work, _ = smoke
+    before = {p: p.stat().st_mtime_ns for p in (work / "data/models").glob("*/*") if p.suffix in (".pt", ".joblib")}
+    again = runner.run(["params/smoke.yaml"], {"root": str(work)}, run_id="smoke-models", root=REPO,
+                       notebooks=["04_rf", "05_gru"])
+    after = {p: p.stat().st_mtime_ns for p in (work / "data/models").glob("*/*") if p.suffix in (".pt", ".joblib")}
+    assert after == before  # nothing refitted, nothing retrained
+    for model in ("rf", "gru"):
+        assert ((again.run_dir / model / "predictions.csv").read_text()
+                == (work / "runs/smoke" / model / "predictions.csv").read_text())
+
+
+def test_only_keeps_the_run_index_complete(smoke):
     """A rerun of one notebook (``--only``) rewrites its page; the index still links every page."""
-    work, result = smoke_run
+    work, result = smoke
     again = runner.run(["params/smoke.yaml"], {"root": str(work)}, run_id="smoke", root=REPO,
                        notebooks=["06_error_analysis"])
     index = again.index.read_text(encoding="utf-8")
@@ -103,9 +125,9 @@ def test_only_keeps_the_run_index_complete(smoke_run):
         assert f'href="{nb}.html"' in index, nb
 
 
-def test_plain_papermill_refuses_a_mistyped_parameter(smoke_run, tmp_path):
+def test_plain_papermill_refuses_a_mistyped_parameter(smoke, tmp_path):
     """papermill only warns about ``-p dropuot 0.5``; the notebook itself stops, before any work."""
-    work, _ = smoke_run
+    work, _ = smoke
     proc = subprocess.run([sys.executable, "-m", "papermill", "notebooks/06_error_analysis.ipynb",
                            str(tmp_path / "out.ipynb"), "-p", "root", str(work), "-p", "run_id", "typo",
                            "-p", "rnu_id", "x"], cwd=REPO, capture_output=True, text=True, timeout=600)

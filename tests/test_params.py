@@ -87,9 +87,46 @@ def test_parse_value(text, value):
     assert P.parse_value(text) == value
 
 
-def test_pick_takes_simple_public_names():
-    ns = {"a": 1, "b": "x", "_c": 2, "mod": P, "d": [1], "e": 0.5, "f": True}
-    assert P.pick(ns) == {"a": 1, "b": "x", "e": 0.5, "f": True}
+def test_pick_takes_simple_public_names_over_base_yaml():
+    ns = {"a": 1, "b": "x", "_c": 2, "mod": P, "d": [1], "e": 0.5, "f": True, "lr": 0.5}
+    base = P.load_yaml(REPO / "params" / "base.yaml")
+    assert P.pick(ns) == {**base, "a": 1, "b": "x", "e": 0.5, "f": True, "lr": 0.5}
+
+
+def test_a_notebook_reads_upstream_settings_from_its_run_and_records_its_own(tmp_path):
+    """Each notebook declares only its own settings: 01 run alone with another sample-set size,
+    then 05 run alone, sees that size (from runs/<run_id>/params.yaml), not base.yaml's."""
+    base = P.load_yaml(REPO / "params" / "base.yaml")
+    ingest = {"root": str(tmp_path), "run_id": "r1", "seed": 0, "synth_n": 12, "metadata_path": "m.csv"}
+    got = P.run_params(ingest)
+    assert got == {**base, **ingest}
+    saved = tmp_path / "runs" / "r1" / "params.yaml"
+    assert P.load_yaml(saved) == ingest  # what 01 set, nothing it did not
+    gru = {"root": str(tmp_path), "run_id": "r1", "seed": 0, "lr": 0.01, "scratch": "not a parameter"}
+    got = P.run_params(gru)
+    assert got["synth_n"] == 12 and got["metadata_path"] == "m.csv" and got["lr"] == 0.01
+    assert got["hidden_size"] == base["hidden_size"] and got["scratch"] == "not a parameter"
+    assert P.load_yaml(saved) == {**ingest, "lr": 0.01}  # a name base.yaml lacks is not recorded
+    # another run id starts from base.yaml again
+    assert P.run_params({**gru, "run_id": "r2"})["synth_n"] == base["synth_n"]
+    # the notebook's own value wins over the run's
+    assert P.run_params({**ingest, "synth_n": 30})["synth_n"] == 30
+    assert P.load_yaml(saved)["synth_n"] == 30
+
+
+def test_estimator_defaults_are_the_run_defaults():
+    """The model settings' defaults are written in the estimators; base.yaml (and so the
+    notebooks' parameters cells) must give the same values. (``progress`` is not a model
+    setting: a run shows bars, a library call stays quiet.)"""
+    from audioreg.models import ForestRegressor, GRURegressor
+
+    base = P.load_yaml(REPO / "params" / "base.yaml")
+    for cls in (ForestRegressor, GRURegressor):
+        from_base = P.estimator_settings(cls, base)
+        from_base.pop("progress", None)
+        assert len(from_base) >= 4, cls
+        defaults = cls().get_params()
+        assert {k: defaults[k] for k in from_base} == from_base, cls
 
 
 @pytest.mark.parametrize("key, value, message", [

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audioreg.models import train
-from audioreg.models import GRURegressor
+from audioreg.models import GRUNet, GRURegressor
+from conftest import train_gru_with
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -179,7 +180,7 @@ def weights(path):
 
 def test_gru_overfits_eight_samples(tmp_path):
     seqs, targets = make_data(2, 8, min_len=15, max_len=30)
-    result = train.train_gru(
+    result = train_gru_with(
         seqs,
         targets,
         seqs,
@@ -203,7 +204,7 @@ def test_train_gru_writes_history_and_checkpoints(tmp_path):
     params = {"seed": 3, "dropout": 0.3, "features_dir": tmp_path / "f", "grid": (1, 2)}
     torch_state, np_state = torch.get_rng_state(), np.random.get_state()
     py_state = random.getstate()
-    result = train.train_gru(
+    result = train_gru_with(
         seqs[:10], targets[:10], seqs[10:], targets[10:], epochs=3, checkpoint_dir=tmp_path,
         params=params, random_state=3, **TINY,
     )
@@ -235,9 +236,9 @@ def test_train_gru_writes_history_and_checkpoints(tmp_path):
 def test_train_gru_is_reproducible_and_seed_dependent(tmp_path):
     seqs, targets = make_data(4, 12)
     args = (seqs[:8], targets[:8], seqs[8:], targets[8:])
-    a = train.train_gru(*args, epochs=2, checkpoint_dir=tmp_path / "a", random_state=1, **TINY)
-    b = train.train_gru(*args, epochs=2, checkpoint_dir=tmp_path / "b", random_state=1, **TINY)
-    c = train.train_gru(*args, epochs=2, checkpoint_dir=tmp_path / "c", random_state=2, **TINY)
+    a = train_gru_with(*args, epochs=2, checkpoint_dir=tmp_path / "a", random_state=1, **TINY)
+    b = train_gru_with(*args, epochs=2, checkpoint_dir=tmp_path / "b", random_state=1, **TINY)
+    c = train_gru_with(*args, epochs=2, checkpoint_dir=tmp_path / "c", random_state=2, **TINY)
     wa, wb, wc = (weights(r.last_checkpoint)["model_state"] for r in (a, b, c))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
@@ -246,9 +247,9 @@ def test_train_gru_is_reproducible_and_seed_dependent(tmp_path):
 def test_resume_matches_uninterrupted_run(tmp_path):
     seqs, targets = make_data(5, 14)
     args = (seqs[:10], targets[:10], seqs[10:], targets[10:])
-    full = train.train_gru(*args, epochs=4, checkpoint_dir=tmp_path / "full", **TINY)
-    train.train_gru(*args, epochs=2, checkpoint_dir=tmp_path / "split", **TINY)
-    resumed = train.train_gru(*args, epochs=4, checkpoint_dir=tmp_path / "split", **TINY)
+    full = train_gru_with(*args, epochs=4, checkpoint_dir=tmp_path / "full", **TINY)
+    train_gru_with(*args, epochs=2, checkpoint_dir=tmp_path / "split", **TINY)
+    resumed = train_gru_with(*args, epochs=4, checkpoint_dir=tmp_path / "split", **TINY)
 
     a, b = weights(full.last_checkpoint), weights(resumed.last_checkpoint)
     assert a["model_state"].keys() == b["model_state"].keys()
@@ -263,7 +264,7 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert resumed.best_epoch == full.best_epoch
 
     # Without resume, the same directory starts over.
-    fresh = train.train_gru(
+    fresh = train_gru_with(
         *args, epochs=1, checkpoint_dir=tmp_path / "split", resume=False, **TINY
     )
     assert fresh.history["epoch"].tolist() == [1]
@@ -272,11 +273,11 @@ def test_resume_matches_uninterrupted_run(tmp_path):
 def test_resume_refuses_a_different_model(tmp_path):
     seqs, targets = make_data(6, 8)
     args = (seqs[:6], targets[:6], seqs[6:], targets[6:])
-    train.train_gru(*args, epochs=1, checkpoint_dir=tmp_path, **TINY)
+    train_gru_with(*args, epochs=1, checkpoint_dir=tmp_path, **TINY)
     with pytest.raises(ValueError, match="model config"):
-        train.train_gru(*args, epochs=2, checkpoint_dir=tmp_path, **{**TINY, "hidden_size": 9})
+        train_gru_with(*args, epochs=2, checkpoint_dir=tmp_path, **{**TINY, "hidden_size": 9})
     with pytest.raises(ValueError, match="frame_pool"):
-        train.train_gru(*args, epochs=2, checkpoint_dir=tmp_path, **{**TINY, "frame_pool": 3})
+        train_gru_with(*args, epochs=2, checkpoint_dir=tmp_path, **{**TINY, "frame_pool": 3})
 
 
 # ------------------------------------------------------------------------- prediction
@@ -284,11 +285,11 @@ def test_resume_refuses_a_different_model(tmp_path):
 
 def test_predict_gru_returns_raw_units(tmp_path):
     seqs, targets = make_data(7, 12)
-    result = train.train_gru(
+    result = train_gru_with(
         seqs[:8], targets[:8], seqs[8:], targets[8:], epochs=1, checkpoint_dir=tmp_path, **TINY
     )
     model, checkpoint = train.load_checkpoint(result.best_checkpoint, device="cpu")
-    assert isinstance(model, GRURegressor) and not model.training
+    assert isinstance(model, GRUNet) and not model.training
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.zero_()  # predicts 0 in z-space
@@ -303,7 +304,7 @@ def test_predict_gru_returns_raw_units(tmp_path):
 
 def test_predict_gru_from_path_matches_model_in_order(tmp_path):
     seqs, targets = make_data(8, 12, min_len=3, max_len=60)
-    result = train.train_gru(
+    result = train_gru_with(
         seqs[:8], targets[:8], seqs[8:], targets[8:], epochs=1, checkpoint_dir=tmp_path, **TINY
     )
     pred = train.predict_gru(result.best_checkpoint, seqs, batch_size=5)
@@ -323,7 +324,7 @@ def test_cpu_training_and_prediction_use_one_thread_and_restore_the_callers(tmp_
     """Intra-op threads stall when another process shares the cores: training and prediction on
     the CPU run with ``CPU_THREADS`` (1), whatever the caller set, and give the caller's count back."""
     seen = []
-    real_epoch, real_forward = train._train_one_epoch, train.GRURegressor.forward
+    real_epoch, real_forward = train._train_one_epoch, train.GRUNet.forward
 
     def epoch(*args, **kwargs):
         seen.append(("train", torch.get_num_threads()))
@@ -335,11 +336,55 @@ def test_cpu_training_and_prediction_use_one_thread_and_restore_the_callers(tmp_
         return real_forward(self, *args, **kwargs)
 
     monkeypatch.setattr(train, "_train_one_epoch", epoch)
-    monkeypatch.setattr(train.GRURegressor, "forward", forward)
+    monkeypatch.setattr(train.GRUNet, "forward", forward)
     seqs, targets = make_data(4, 6)
     torch.set_num_threads(2)  # restored by the one_torch_thread fixture
-    result = train.train_gru(seqs, targets, seqs, targets, epochs=2, checkpoint_dir=tmp_path, **TINY)
+    result = train_gru_with(seqs, targets, seqs, targets, epochs=2, checkpoint_dir=tmp_path, **TINY)
     train.predict_gru(result.best_checkpoint, seqs)
     assert torch.get_num_threads() == 2
     assert {kind for kind, _ in seen} == {"train", "predict"}
     assert all(n == train.CPU_THREADS == 1 for _, n in seen), seen
+
+
+# -------------------------------------------------------------------------- the estimator
+
+
+def test_gru_estimator_follows_the_scikit_learn_contract(tmp_path):
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    seqs, targets = make_data(9, 12)
+    est = GRURegressor(**TINY, epochs=2, random_state=5, checkpoint_dir=tmp_path / "ck", device="cpu")
+    assert clone(est).get_params() == est.get_params()
+    assert not any(k.endswith("_") for k in vars(est))  # __init__ only stores its settings
+    with pytest.raises(NotFittedError):
+        est.predict(seqs)
+    assert est.fit(seqs[:8], targets[:8], eval_set=(seqs[8:], targets[8:])) is est
+    assert est.get_params()["hidden_size"] == TINY["hidden_size"]  # fit changed no setting
+    assert (est.n_features_in_, est.n_outputs_) == (46, 11)
+    assert est.history_["epoch"].tolist() == [1, 2] and est.best_checkpoint_ == tmp_path / "ck" / "best.pt"
+    # the same training as the loop called with the configs these settings make
+    loop = train_gru_with(seqs[:8], targets[:8], seqs[8:], targets[8:], checkpoint_dir=tmp_path / "loop",
+                          **TINY, epochs=2, random_state=5)
+    pred = est.predict(seqs)
+    np.testing.assert_array_equal(pred, train.predict_gru(loop.best_checkpoint, seqs, device="cpu"))
+    # a fitted estimator again from its checkpoint, as `audioreg predict` needs
+    again = GRURegressor.from_checkpoint(est.best_checkpoint_, device="cpu")
+    assert again.get_params()["frame_pool"] == TINY["frame_pool"] and again.best_epoch_ == est.best_epoch_
+    np.testing.assert_array_equal(again.predict(seqs), pred)
+
+
+def test_gru_estimator_holds_out_validation_tracks_without_an_eval_set(tmp_path):
+    seqs, targets = make_data(10, 20)
+    est = GRURegressor(**TINY, epochs=1, random_state=0, checkpoint_dir=tmp_path, device="cpu").fit(seqs, targets)
+    train_rows = np.random.default_rng(0).permutation(20)[3:]  # 15 % of 20 tracks held out
+    stored = weights(est.best_checkpoint_)["normalizers"]["target_mean"].numpy()
+    np.testing.assert_allclose(stored, targets[train_rows].mean(0))
+    assert not np.allclose(stored, targets.mean(0))
+
+
+def test_gru_estimator_from_run_parameters():
+    est = GRURegressor.from_params({"seed": 7, "lr": 0.01, "hidden_size": 32, "rf_cv": 5, "metadata_path": "x"})
+    assert est.get_params()["random_state"] == 7 and est.lr == 0.01 and est.hidden_size == 32
+    net, config = est.configs(n_features=46, n_outputs=11)
+    assert (net.hidden_size, net.n_features, config.lr, config.random_state) == (32, 46, 0.01, 7)

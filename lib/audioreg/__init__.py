@@ -11,7 +11,7 @@ from ._lazy import attach
 __version__ = "0.1.0"
 
 #: Layers, bottom to top (import-linter checks them: see pyproject.toml): the basics
-#: (targets, params, paths, repro, device, atomic); data and synth; features; models;
+#: (targets, params, paths, repro, device, atomic); data; synth; features; models;
 #: judge; then stages, store, bench, runner and cli.
 _SUBMODULES = (
     "atomic", "bench", "cli", "data", "device", "features", "judge", "models", "params", "paths", "repro",

@@ -3,6 +3,12 @@
 Precedence: ``params/base.yaml`` < ``params/<experiment>.yaml`` (in the order given)
 < ``-p key value``. Papermill only warns on an unknown parameter, so a typo would
 silently run with the default; :func:`check_known` makes it an error instead.
+
+Each notebook declares only its own settings (plus ``root``, ``run_id`` and ``seed``).
+The run's merged parameters live in ``runs/<run_id>/params.yaml``: :func:`pick` completes
+a notebook's own values with the upstream settings saved there (``params/base.yaml`` when
+the run has none yet) and saves its own values back, so the notebooks of one run, whether
+run by ``audioreg run`` or one by one with papermill, all see the same settings.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from . import atomic
+from .paths import repo_root, resolve_root
+
+#: The run's merged parameters, in ``runs/<run_id>/``.
+RUN_PARAMS = "params.yaml"
 
 _SIMPLE = (str, int, float, bool)
 
@@ -90,16 +100,50 @@ def check_known(params: Mapping, declared: Iterable[str], *, source: str = "para
 
 
 def pick(namespace: Mapping[str, Any]) -> dict:
-    """The parameters visible in a notebook namespace: public names bound to simple literals.
+    """A notebook's parameters, completed with its run's: call right after the ``parameters``
+    cell (and papermill's injected cell): ``params = audioreg.params.pick(globals())``.
 
-    Call right after the ``parameters`` cell (and papermill's injected cell):
-    ``params = audioreg.params.pick(globals())``. In a kernel that papermill ran, it first
-    checks the injected cell against the ``parameters`` cell before it: papermill only
-    warns about a parameter the notebook does not declare (a typo such as ``-p dropuot
-    0.5`` would run with the default), so that is an :class:`UnknownParameterError` here.
+    The notebook's own values are the public names of ``namespace`` bound to simple
+    literals; :func:`run_params` completes and records them. In a kernel that papermill
+    ran, it first checks the injected cell against the ``parameters`` cell before it:
+    papermill only warns about a parameter the notebook does not declare (a typo such as
+    ``-p dropuot 0.5`` would run with the default), so that is an
+    :class:`UnknownParameterError` here.
     """
     check_injected(namespace.get("In"))
-    return {k: v for k, v in namespace.items() if not k.startswith("_") and isinstance(v, _SIMPLE)}
+    return run_params({k: v for k, v in namespace.items() if not k.startswith("_") and isinstance(v, _SIMPLE)})
+
+
+def base_params() -> dict:
+    """``params/base.yaml`` of the project checkout: the default of every run parameter."""
+    path = repo_root() / "params" / "base.yaml"
+    return load_yaml(path) if path.is_file() else {}
+
+
+def run_params_path(params: Mapping[str, Any]) -> Path:
+    """``<root>/runs/<run_id>/params.yaml`` of the run ``params`` name."""
+    return resolve_root(params.get("root", "")) / "runs" / str(params["run_id"]) / RUN_PARAMS
+
+
+def run_params(own: Mapping[str, Any], *, save: bool = True) -> dict:
+    """``own`` (one notebook's values) over its run's saved parameters over ``base.yaml``.
+
+    Without a ``run_id`` in ``own``, ``base.yaml`` < ``own``. With one, the upstream
+    settings come from ``runs/<run_id>/params.yaml`` (missing keys from ``base.yaml``), and,
+    with ``save``, the run parameters ``own`` sets (the keys ``base.yaml`` lists) are
+    written back there when they differ, so later notebooks of the run read them.
+    """
+    base = base_params()
+    if "run_id" not in own:
+        return merge(base, own)
+    path = run_params_path(own)
+    saved = load_yaml(path) if path.is_file() else {}
+    merged = merge(base, saved, own)
+    if save:
+        record = merge(saved, {k: v for k, v in own.items() if k in base or k in saved})
+        if record != saved:
+            save_yaml(record, path)
+    return merged
 
 
 def check_injected(inputs: Any) -> None:
@@ -149,6 +193,21 @@ def check_types(params: Mapping, types: Mapping[str, str], *, source: str = "par
             wrong.append(f"{key} must be {want}, not {value!r} ({type(value).__name__})")
     if wrong:
         raise ValueError(f"wrong type in {source}: " + "; ".join(wrong))
+
+
+def estimator_settings(cls: type, params: Mapping[str, Any]) -> dict:
+    """The keyword arguments of estimator class ``cls`` that the run parameters ``params`` set.
+
+    A setting ``name`` is read from the parameter ``<cls.PARAM_PREFIX><name>`` (the prefix is
+    empty unless the class sets one: the forest's ``n_iter`` is ``rf_n_iter``), and
+    ``random_state`` from the one ``seed``.
+    """
+    prefix = getattr(cls, "PARAM_PREFIX", "")
+    names = cls._get_param_names()
+    out = {name: params[prefix + name] for name in names if prefix + name in params}
+    if "random_state" in names and "seed" in params:
+        out["random_state"] = int(params["seed"])
+    return out
 
 
 def digest(obj: Any, *, length: int = 12) -> str:

@@ -1,6 +1,6 @@
 """Run the numbered notebooks with papermill and render the HTML report.
 
-``audioreg run -f params/gru_exp3.yaml -p dropout 0.5`` merges
+``audioreg run -f params/gru_exp3.yaml -p lr 0.0005`` merges
 ``params/base.yaml`` < the ``-f`` files < the ``-p`` overrides, rejects any key
 no notebook declares, executes 01-06 into ``runs/<run_id>/`` and writes
 ``reports/<run_id>/`` (one HTML page per notebook, ``index.html``, ``metrics.json``).

@@ -22,7 +22,7 @@ import pandas as pd
 from . import atomic
 from .data import audio, linking, metadata
 from .features import extract, frames
-from .params import digest
+from .params import base_params, digest
 from .paths import resolve, resolve_root
 from .data.split import check_no_leakage, group_split
 from .targets import TARGETS
@@ -31,28 +31,6 @@ log = logging.getLogger(__name__)
 
 INGEST_VERSION = "2"
 SPLIT_VERSION = "1"
-
-#: Parameters each stage reads, with the value used when a notebook does not declare it.
-STAGE_DEFAULTS = {
-    "root": "",
-    "metadata_path": "data/raw/sample/metadata.csv",
-    "audio_dir": "data/raw/sample",
-    "generate_sample": True,
-    "synth_n": 240,
-    "synth_seconds": 30.0,
-    "label_noise": 1.0,
-    "seed": 0,
-    "workers": 0,
-    "scheduler": "",
-    "extract_device": "cpu",
-    "extract_batch_size": 16,
-    "file_timeout_s": 120.0,
-    "val_fraction": 0.15,
-    "test_fraction": 0.15,
-    "run_id": "default",
-    "progress": True,
-}
-
 
 class MissingArtifactError(FileNotFoundError):
     """An earlier stage's output is missing; the message says which command makes it."""
@@ -63,17 +41,20 @@ class MissingArtifactError(FileNotFoundError):
 
 @dataclass
 class Config:
-    """Merged parameters plus the resolved project root."""
+    """Merged parameters (``params/base.yaml`` fills the keys they lack) plus the resolved project root."""
 
     params: dict
     root: Path = field(init=False)
 
     def __post_init__(self):
-        self.params = {**STAGE_DEFAULTS, **self.params}
-        self.root = resolve_root(self.params["root"])
+        self.params = {**base_params(), **self.params}
+        self.root = resolve_root(self.params.get("root", ""))
 
     def __getitem__(self, key):
-        return self.params[key]
+        try:
+            return self.params[key]
+        except KeyError:
+            raise KeyError(f"parameter {key!r} is not set, and no params/base.yaml was found to give its default") from None
 
     def path(self, key: str) -> Path:
         return resolve(self.params[key], self.root)

@@ -1,8 +1,11 @@
-"""The run's artifact store: predictions, training histories, checkpoint folders and metrics.json under ``runs/<run_id>/``."""
+"""The run's artifact store: fitted models (content-keyed under ``data/models/``, reused by
+every run with the same settings and data), and predictions, training histories and
+metrics.json under ``runs/<run_id>/``."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,12 @@ from .stages import MissingArtifactError, config
 from .targets import TARGETS
 
 
+log = logging.getLogger(__name__)
+
+#: Where each model's predictions go under ``runs/<run_id>/``.
 MODEL_DIRS = {"random forest": "rf", "GRU": "gru"}
+#: Short names of the estimator classes, for their folders under ``data/models/``.
+MODEL_KINDS = {"ForestRegressor": "rf", "GRURegressor": "gru"}
 
 
 def save_predictions(params, model: str, table: pd.DataFrame, pred: np.ndarray, *, extra: dict | None = None) -> Path:
@@ -60,13 +68,52 @@ def prediction_matrix(df: pd.DataFrame, prefix: str = "pred_") -> np.ndarray:
     return df[[f"{prefix}{t}" for t in TARGETS]].to_numpy(dtype=np.float64)
 
 
-def gru_checkpoint_dir(params, split_key: str) -> Path:
-    """Checkpoint folder of one GRU configuration: resumable, and never reused by other settings."""
+def model_settings(model) -> dict:
+    """What a model learns from: its settings, less the ones that only change how a fit runs."""
+    run_only = set(getattr(model, "RUN_SETTINGS", ()))
+    return {k: v for k, v in model.get_params(deep=False).items() if k not in run_only}
+
+
+def model_dir(params, model, *, data_key: str) -> Path:
+    """``data/models/<kind>-<key>/``: one fit, keyed by the model's class and settings
+    (:func:`model_settings`, hashed whole), the data's key (the split's) and scikit-learn's
+    version; so any run with the same settings and data reuses it."""
+    import sklearn
+
+    kind = MODEL_KINDS.get(type(model).__name__, type(model).__name__.lower())
+    key = digest({"model": f"{type(model).__module__}.{type(model).__name__}", "settings": model_settings(model),
+                  "data": data_key, "sklearn": sklearn.__version__})
+    return config(params).data_dir / "models" / f"{kind}-{key}"
+
+
+def fit_model(params, model, X, y, *, data_key: str, **fit_params):
+    """``model`` fitted on ``X``, ``y``, or the same fit reused from :func:`model_dir`.
+
+    A model with a ``checkpoint_dir`` setting (the GRU) trains into that folder and resumes
+    from it, so a finished fit is a no-op; any other (the forest) is saved there with joblib
+    once fitted, ``meta.json`` last, and loaded instead of refitted. Returns the fitted model.
+    """
+    import joblib
+
     cfg = config(params)
-    keys = ("hidden_size", "num_layers", "dropout", "layer_norm", "lr", "weight_decay", "batch_size", "frame_pool",
-            "grad_clip", "seed")  # not epochs: a longer run resumes the shorter one
-    key = digest({"split": split_key, **{k: cfg.params.get(k) for k in keys}})
-    return cfg.run_dir / "gru" / f"ckpt-{key}"
+    out = model_dir(cfg, model, data_key=data_key)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"model": type(model).__name__, "settings": model_settings(model), "data": data_key,
+            "params": cfg.params}
+    if "checkpoint_dir" in model.get_params(deep=False):
+        model.set_params(checkpoint_dir=str(out))
+        if not (out / "meta.json").is_file():
+            atomic.write_json(out / "meta.json", meta)
+        return model.fit(X, y, params=cfg.params, **fit_params)
+    saved = out / "model.joblib"
+    if saved.is_file() and (out / "meta.json").is_file():
+        log.info("%s: reusing the fit in %s", type(model).__name__, out)
+        return joblib.load(saved)
+    (out / "meta.json").unlink(missing_ok=True)
+    model.fit(X, y, **fit_params)
+    atomic.write_with(saved, lambda tmp: joblib.dump(model, tmp))
+    atomic.write_json(out / "meta.json", meta)
+    return model
 
 
 def aligned_predictions(params, table: pd.DataFrame) -> dict[str, np.ndarray]:

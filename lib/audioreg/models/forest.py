@@ -1,11 +1,7 @@
-"""Models: song-level aggregation + random forest search, and a GRU over frame sequences.
-
-Two model families predict the 11 targets of :data:`audioreg.targets.TARGETS`:
-
-* :func:`aggregate` turns each track's frame sequence into per-song statistics, and
-  :func:`fit_rf_search` tunes a multi-output random forest on them.
-* :class:`GRURegressor` reads the (pooled, normalized) frame sequences directly; its training
-  loop lives in :mod:`audioreg.models.train`.
+"""The random forest on per-song statistics: :func:`aggregate` turns each track's frame
+sequence into statistics, :class:`ForestRegressor` (via :func:`fit_rf_search`) tunes a
+multi-output random forest on them. The GRU reads the frame sequences directly
+(:mod:`audioreg.models.gru`).
 """
 
 from __future__ import annotations
@@ -15,15 +11,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import GroupKFold, KFold, RandomizedSearchCV
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from audioreg.params import estimator_settings
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_RF_PARAM_DISTRIBUTIONS",
+    "ForestRegressor",
     "aggregate",
     "aggregate_names",
     "fit_rf_search",
@@ -197,14 +198,15 @@ def fit_rf_search(
     X: np.ndarray,
     Y: np.ndarray,
     *,
-    n_iter: int = 20,
-    cv: int = 3,
+    n_iter: int,
+    cv: int,
     random_state: int | None = 0,
     n_jobs: int | None = -1,
     param_distributions: Mapping[str, Any] | None = None,
     groups: np.ndarray | None = None,
 ) -> RandomizedSearchCV:
-    """Tune a multi-output random forest by randomized search with cross-validation.
+    """Tune a multi-output random forest by randomized search with cross-validation
+    (what :meth:`ForestRegressor.fit` does; its defaults are the run's).
 
     The forest is fitted on standardized targets
     (``TransformedTargetRegressor(RandomForestRegressor, StandardScaler)``) and candidates are
@@ -277,3 +279,65 @@ def fit_rf_search(
     return search
 
 
+
+
+class ForestRegressor(RegressorMixin, BaseEstimator):
+    """The tuned random forest as one estimator: notebook 04's model, read like 05's GRU.
+
+    ``fit`` runs :func:`fit_rf_search` (a randomized search over
+    :data:`DEFAULT_RF_PARAM_DISTRIBUTIONS`, artist-grouped folds when ``groups`` is given,
+    ranked by :func:`standardized_mse_score`) and keeps the refitted best forest.
+
+    Parameters
+    ----------
+    n_iter : int
+        Parameter settings sampled (the run parameter ``rf_n_iter``).
+    cv : int
+        Folds of the training part (``rf_cv``).
+    n_jobs : int
+        Parallel jobs of the search; -1 means all cores (``rf_n_jobs``).
+    random_state : int
+        Seeds the sampling, the folds and the forest (the run's ``seed``).
+    param_distributions : mapping or None
+        Search space; None: :data:`DEFAULT_RF_PARAM_DISTRIBUTIONS`.
+
+    Attributes
+    ----------
+    search_ : RandomizedSearchCV
+        The fitted search; its best estimator predicts.
+    best_params_ : dict
+    best_score_ : float
+        Minus the cross-validated standardized MSE of the best setting.
+    n_features_in_ : int
+    """
+
+    #: Run parameters that set this estimator carry this prefix (``rf_n_iter`` -> ``n_iter``).
+    PARAM_PREFIX = "rf_"
+    #: Settings that change how a fit runs, not what it learns.
+    RUN_SETTINGS = ("n_jobs",)
+
+    def __init__(self, *, n_iter: int = 12, cv: int = 3, n_jobs: int = -1, random_state: int = 0,
+                 param_distributions: Mapping[str, Any] | None = None) -> None:
+        self.n_iter = n_iter
+        self.cv = cv
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.param_distributions = param_distributions
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **overrides) -> "ForestRegressor":
+        """The estimator a run's merged parameters describe (``rf_*`` keys and ``seed``)."""
+        return cls(**{**estimator_settings(cls, params), **overrides})
+
+    def fit(self, X, y, *, groups=None) -> "ForestRegressor":
+        """Search and refit on ``X`` ``[n, n_features]`` and raw targets ``y`` ``[n, k]``."""
+        self.search_ = fit_rf_search(X, y, n_iter=int(self.n_iter), cv=int(self.cv), random_state=self.random_state,
+                                     n_jobs=self.n_jobs, param_distributions=self.param_distributions, groups=groups)
+        self.best_params_, self.best_score_ = self.search_.best_params_, self.search_.best_score_
+        self.n_features_in_ = int(np.asarray(X).shape[1])
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """``[n, k]`` predictions in raw target units."""
+        check_is_fitted(self, "search_")
+        return self.search_.predict(X)

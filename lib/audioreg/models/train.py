@@ -1,4 +1,8 @@
-"""Training, checkpointing and prediction for :class:`audioreg.models.GRURegressor`.
+"""Training, checkpointing and prediction for the GRU network (:class:`audioreg.models.network.GRUNet`).
+
+Users fit :class:`audioreg.models.GRUNet`, the estimator that builds a
+:class:`~audioreg.models.network.GRUConfig` and a :class:`TrainConfig` once and calls
+:func:`train_gru` with them.
 
 Data flow: frame sequences [t_i, 46] -> :class:`SequenceDataset` (mean-pool blocks of
 ``frame_pool`` frames, z-score features and targets with :func:`fit_normalizers`) ->
@@ -12,7 +16,7 @@ killed writer are deleted when training starts again; an unreadable ``last.pt`` 
 by a crash of the machine or of the disk) makes the run resume from ``best.pt`` instead.
 
 Randomness: :func:`train_gru` never leaves a trace on the caller's global RNGs. Weight init
-and dropout draw from torch's global generator, so the run is wrapped in
+and the network's random masks draw from torch's global generator, so the run is wrapped in
 :func:`torch.random.fork_rng`: inside, torch (and, for completeness, NumPy's and Python's
 global RNGs) are seeded from ``random_state`` or restored from the checkpoint; on exit the
 caller's states are put back. Batch order comes from the sampler's own generator, seeded by
@@ -29,7 +33,7 @@ import random
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,7 @@ from tqdm.auto import tqdm
 from audioreg import atomic
 from audioreg.device import resolve_device
 from audioreg.models.forest import _streaming_moments
-from audioreg.models.gru import GRURegressor
+from audioreg.models.network import GRUConfig, GRUNet
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ __all__ = [
     "CheckpointError",
     "LengthBucketSampler",
     "SequenceDataset",
+    "TrainConfig",
     "TrainResult",
     "collate_padded",
     "fit_normalizers",
@@ -475,7 +480,7 @@ def _resume_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
 
 def load_checkpoint(
     path: str | os.PathLike, *, device: str | torch.device = "auto"
-) -> tuple[GRURegressor, dict[str, Any]]:
+) -> tuple[GRUNet, dict[str, Any]]:
     """Rebuild the model stored by :func:`train_gru`.
 
     Parameters
@@ -487,7 +492,7 @@ def load_checkpoint(
 
     Returns
     -------
-    model : GRURegressor
+    model : GRUNet
         On ``device``, in eval mode.
     checkpoint : dict
         Everything stored (loaded on the CPU): ``model_state``, ``optimizer_state``, ``epoch``,
@@ -501,7 +506,7 @@ def load_checkpoint(
         If ``path`` exists but is not a complete checkpoint (e.g. a truncated file).
     """
     checkpoint = _load(path)
-    model = GRURegressor(**checkpoint["model_config"])
+    model = GRUNet(GRUConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model_state"])
     model.to(resolve_device(device)).eval()
     return model, checkpoint
@@ -583,46 +588,15 @@ def _evaluate(model, loader, *, device) -> float:
     return sse / count
 
 
-def train_gru(
-    train_sequences: Sequence[np.ndarray],
-    train_targets: np.ndarray,
-    val_sequences: Sequence[np.ndarray],
-    val_targets: np.ndarray,
-    *,
-    hidden_size: int = 256,
-    num_layers: int = 2,
-    dropout: float = 0.3,
-    layer_norm: bool = True,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    epochs: int = 20,
-    batch_size: int = 16,
-    frame_pool: int = 1,
-    grad_clip: float | None = 1.0,
-    device: str | torch.device = "auto",
-    checkpoint_dir: str | os.PathLike,
-    params: Mapping[str, Any] | None = None,
-    random_state: int = 0,
-    resume: bool = True,
-    progress: bool = False,
-) -> TrainResult:
-    """Train a :class:`~audioreg.models.GRURegressor` with Adam on z-scored targets.
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the network is trained: built once, hashed with :class:`GRUConfig` into the
+    checkpoint folder's name, stored in every checkpoint.
 
-    The loss is the MSE over all targets after z-scoring each with the training mean and
-    standard deviation, so the 11 targets weigh the same. Every epoch: one pass over the
-    training set in length-bucketed batches, a no-grad validation pass, then ``last.pt``
-    (model, optimizer, epoch, best validation loss, history, RNG states, normalizers, model
-    config, ``params``), ``best.pt`` when the validation loss improved, and ``history.csv``
-    are written atomically into ``checkpoint_dir``.
+    The defaults live in :class:`audioreg.models.gru.GRURegressor`.
 
-    Parameters
+    Attributes
     ----------
-    train_sequences, val_sequences : sequence of np.ndarray [shape=(t_i, d)]
-        Frame sequences (memmaps are read lazily, one batch at a time).
-    train_targets, val_targets : np.ndarray [shape=(n_i, n_targets)]
-        Raw targets in :data:`audioreg.targets.TARGETS` order.
-    hidden_size, num_layers, dropout, layer_norm
-        Model configuration, see :class:`~audioreg.models.GRURegressor`.
     lr, weight_decay : float
         Adam settings.
     epochs : int
@@ -632,17 +606,73 @@ def train_gru(
         Mean-pool blocks of this many frames before the GRU.
     grad_clip : float or None
         Max gradient norm; None or 0 disables clipping.
-    device : str or torch.device
-        ``"auto"`` picks CUDA when available.
+    random_state : int
+        Seeds weight init, the random masks and batch order.
+    """
+
+    lr: float
+    weight_decay: float
+    epochs: int
+    batch_size: int
+    frame_pool: int
+    grad_clip: float | None
+    random_state: int
+
+    def __post_init__(self):
+        for name, kind in (("lr", float), ("weight_decay", float), ("epochs", int), ("batch_size", int),
+                           ("frame_pool", int), ("random_state", int)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+        if self.grad_clip is not None:
+            object.__setattr__(self, "grad_clip", float(self.grad_clip))
+        if self.epochs < 0 or self.batch_size < 1 or self.frame_pool < 1:
+            raise ValueError(f"epochs must be >= 0, batch_size and frame_pool >= 1: {self}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_gru(
+    train_sequences: Sequence[np.ndarray],
+    train_targets: np.ndarray,
+    val_sequences: Sequence[np.ndarray],
+    val_targets: np.ndarray,
+    *,
+    net: GRUConfig,
+    config: TrainConfig,
+    checkpoint_dir: str | os.PathLike,
+    params: Mapping[str, Any] | None = None,
+    device: str | torch.device = "auto",
+    resume: bool = True,
+    progress: bool = False,
+) -> TrainResult:
+    """Train a :class:`~audioreg.models.network.GRUNet` with Adam on z-scored targets.
+
+    The loss is the MSE over all targets after z-scoring each with the training mean and
+    standard deviation, so the 11 targets weigh the same. Every epoch: one pass over the
+    training set in length-bucketed batches, a no-grad validation pass, then ``last.pt``
+    (model, optimizer, epoch, best validation loss, history, RNG states, normalizers, the
+    two configs, ``params``), ``best.pt`` when the validation loss improved, and
+    ``history.csv`` are written atomically into ``checkpoint_dir``.
+
+    Parameters
+    ----------
+    train_sequences, val_sequences : sequence of np.ndarray [shape=(t_i, d)]
+        Frame sequences (memmaps are read lazily, one batch at a time).
+    train_targets, val_targets : np.ndarray [shape=(n_i, n_targets)]
+        Raw targets in :data:`audioreg.targets.TARGETS` order.
+    net : GRUConfig
+        The network; ``n_features`` and ``n_outputs`` must match the data.
+    config : TrainConfig
+        Optimizer, epochs, batching, pooling, clipping and seed.
     checkpoint_dir : path-like
         Created if missing.
     params : mapping or None
         Merged run parameters, stored verbatim (reduced to plain types) in every checkpoint.
-    random_state : int
-        Seeds weight init, dropout and batch order.
+    device : str or torch.device
+        ``"auto"`` picks CUDA when available.
     resume : bool
         Continue from ``checkpoint_dir/last.pt`` when it exists (from ``best.pt`` when
-        ``last.pt`` is unreadable). The model config and ``frame_pool`` must match it; ``lr``
+        ``last.pt`` is unreadable). ``net`` and ``frame_pool`` must match it; ``lr``
         and ``weight_decay`` of this call win over the stored optimizer's.
     progress : bool
         Show tqdm bars over batches.
@@ -654,7 +684,8 @@ def train_gru(
     Raises
     ------
     ValueError
-        If resuming from a checkpoint of a different model config or ``frame_pool``.
+        If the data do not fit ``net``, or resuming from a checkpoint of a different
+        network or ``frame_pool``.
     CheckpointError
         If resuming and neither ``last.pt`` nor ``best.pt`` can be read.
     FloatingPointError
@@ -676,23 +707,13 @@ def train_gru(
     val_targets = np.asarray(val_targets, dtype=np.float64)
     if len(train_sequences) == 0 or len(val_sequences) == 0:
         raise ValueError("train and validation sets must be non-empty")
-    model_config = {
-        "n_features": int(train_sequences[0].shape[1]),
-        "hidden_size": int(hidden_size),
-        "num_layers": int(num_layers),
-        "dropout": float(dropout),
-        "n_outputs": int(train_targets.shape[1]),
-        "layer_norm": bool(layer_norm),
-    }
-    train_config = {
-        "lr": float(lr),
-        "weight_decay": float(weight_decay),
-        "epochs": int(epochs),
-        "batch_size": int(batch_size),
-        "frame_pool": int(frame_pool),
-        "grad_clip": None if grad_clip is None else float(grad_clip),
-        "random_state": int(random_state),
-    }
+    shape = (int(train_sequences[0].shape[1]), int(train_targets.shape[1]))
+    if shape != (net.n_features, net.n_outputs):
+        raise ValueError(f"the data have {shape[0]} features and {shape[1]} targets; the network is built "
+                         f"for {net.n_features} and {net.n_outputs}")
+    model_config, train_config = net.as_dict(), config.as_dict()
+    lr, weight_decay, epochs, batch_size = config.lr, config.weight_decay, config.epochs, config.batch_size
+    frame_pool, grad_clip, random_state = config.frame_pool, config.grad_clip, config.random_state
 
     checkpoint = _resume_checkpoint(checkpoint_dir) if resume else None
     if checkpoint is not None:
@@ -745,7 +766,7 @@ def train_gru(
     }
     with _private_global_rngs(device), _cpu_threads(device):
         _seed_global_rngs(random_state, device)
-        model = GRURegressor(**model_config).to(device)
+        model = GRUNet(net).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         history: list[dict[str, Any]] = []
         best_val_loss, best_epoch, start_epoch = math.inf, 0, 1
@@ -829,7 +850,7 @@ def train_gru(
 
 @torch.no_grad()
 def predict_gru(
-    model_or_checkpoint_path: str | os.PathLike | tuple[GRURegressor, Mapping[str, Any]],
+    model_or_checkpoint_path: str | os.PathLike | tuple[GRUNet, Mapping[str, Any]],
     sequences: Sequence[np.ndarray],
     *,
     batch_size: int = 32,
@@ -839,7 +860,7 @@ def predict_gru(
 
     Parameters
     ----------
-    model_or_checkpoint_path : path-like or (GRURegressor, dict)
+    model_or_checkpoint_path : path-like or (GRUNet, dict)
         A checkpoint written by :func:`train_gru`, or the pair returned by
         :func:`load_checkpoint` (its normalizers and ``frame_pool`` are used).
     sequences : sequence of np.ndarray [shape=(t_i, d)]
@@ -873,7 +894,7 @@ def predict_gru(
     was_training = model.training
     model.to(device).eval()
     try:
-        z = np.empty((len(dataset), model.config["n_outputs"]), dtype=np.float64)
+        z = np.empty((len(dataset), model.config.n_outputs), dtype=np.float64)
         with _cpu_threads(device):
             for batch in sampler:
                 x, lengths, _ = collate_padded([dataset[i] for i in batch])
