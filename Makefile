@@ -26,11 +26,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 test-fast: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -n auto --dist loadfile -m "not slow" -q
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audioreg import store
+from audioreg import runner, store
 from audioreg.models import ForestRegressor, GRURegressor
+from audioreg.params import load_yaml
+from conftest import REPO
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -77,3 +79,40 @@ def test_a_gru_fit_resumes_from_the_store_and_a_finished_one_trains_nothing(tmp_
     other = store.fit_model(params, GRURegressor(**{**settings, "lr": 0.01}), seqs[:9], Y[:9], data_key="k",
                             eval_set=(seqs[9:], Y[9:]))
     assert other.best_checkpoint_.parent != folder
+
+
+def changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, str):
+        return f"{value}-other"
+    return value + 1 if isinstance(value, int) else value * 2 + 0.25
+
+
+@pytest.mark.parametrize("notebook, cls", [("05_gru", "GRURegressor"), ("04_rf", "ForestRegressor")])
+def test_other_model_settings_never_share_a_model_folder(tmp_path, notebook, cls):
+    """Same settings, same folder (so a run reuses or resumes the fit); other settings, another folder.
+
+    Otherwise a finished run re-run with, say, another ``grad_clip`` would "resume" the old
+    folder, train nothing, and report the old model under the new parameters.
+    """
+    from audioreg import models
+
+    estimator = getattr(models, cls)
+    declared = set(runner.declared(REPO, [notebook])[notebook]) - {"root", "run_id"}
+    params = {**load_yaml(REPO / "params/base.yaml"), "root": str(tmp_path)}
+
+    def folder(p, data_key="splitkey"):
+        return store.model_dir(p, estimator.from_params(p), data_key=data_key)
+
+    same = folder(params)
+    assert same.parent == tmp_path / "data" / "models"
+    assert folder(params, "othersplit") != same
+    run_only = {getattr(estimator, "PARAM_PREFIX", "") + k for k in estimator.RUN_SETTINGS}
+    assert run_only < declared | {"checkpoint_dir"}
+    for key in sorted(declared):
+        other = {**params, key: changed(params[key])}
+        if key in run_only or key == "progress":
+            assert folder(other) == same, key
+        else:
+            assert folder(other) != same, key
