@@ -53,11 +53,44 @@ def test_perfect_prediction_scores_perfectly(y_true):
     assert table.loc["tempo", "acc2"] == 1
 
 
-def test_predicting_the_mean_of_y_true_gives_smse_exactly_one(y_true):
+def test_the_baseline_of_the_same_rows_gives_smse_exactly_one_on_continuous_targets(y_true):
     baseline = metrics.mean_baseline(y_true, len(y_true))
-    table = metrics.per_target(y_true, baseline)
-    assert table["smse"].tolist() == [1.0] * len(TARGETS)
-    assert table["r2"].tolist() == [0.0] * len(TARGETS)
+    table = metrics.per_target(y_true, baseline, y_train=y_true)
+    continuous = list(metrics.CONTINUOUS_TARGETS)
+    assert table.loc[continuous, "smse"].tolist() == [1.0] * len(continuous)
+    assert table.loc[continuous, "r2"].tolist() == [0.0] * len(continuous)
+
+
+def test_smse_divides_by_the_training_variance_not_the_test_one():
+    """The denominator is fixed before the test part is seen: a test part with little spread
+    does not make a good model look worse than the mean."""
+    train = np.array([[0.0], [1.0], [0.0], [1.0]])  # variance 0.25
+    test, pred = np.array([[0.5], [0.6]]), np.array([[0.55], [0.55]])  # test variance 0.0025
+    table = metrics.per_target(test, pred, y_train=train, targets=("speechiness",))
+    assert table.loc["speechiness", "variance"] == 0.25
+    assert table.loc["speechiness", "smse"] == pytest.approx(0.0025 / 0.25)
+    assert metrics.per_target(test, pred, targets=("speechiness",)).loc["speechiness", "smse"] == pytest.approx(1.0)
+
+
+def test_the_baseline_predicts_the_majority_class_of_key_and_time_signature():
+    train = np.array([[4.0, 2.0, 0.5], [4.0, 7.0, 0.7], [3.0, 7.0, 0.3]])
+    base = metrics.mean_baseline(train, 2, targets=("time_signature", "key", "energy"))
+    np.testing.assert_array_equal(base, [[4.0, 7.0, 0.5], [4.0, 7.0, 0.5]])
+
+
+def test_key_wraps_around_and_the_mirex_score_credits_related_keys():
+    ref = np.array([0.0, 0.0, 0.0, 0.0, 0.0])
+    est = np.array([11.7, 7.0, 9.0, 0.2, 6.0])  # C (wrapped), G (a fifth), A, C, F#
+    ref_mode, est_mode = np.array([1, 1, 1, 1, 1]), np.array([1, 1, 0, 0, 1])
+    np.testing.assert_array_equal(metrics.key_hits(ref, est), [True, False, False, True, False])
+    # same key; fifth; relative minor (A minor of C major); parallel (C minor); unrelated
+    np.testing.assert_allclose(metrics.mirex_key_scores(ref, ref_mode, est, est_mode), [1.0, 0.5, 0.3, 0.2, 0.0])
+    from audioreg.targets import clip_to_valid
+
+    wrapped = clip_to_valid(np.tile([0.5, 0.5, 0.5, 100.0, 0.5, 0.5, 0.5, 0.5, -8.0, 4.0, 11.7], (1, 1)))
+    assert wrapped[0, list(TARGETS).index("key")] == pytest.approx(11.7)  # wrapped, not clipped to 11
+    table = metrics.per_target(np.array([[0.0]]), np.array([[11.7]]), targets=("key",), mode_true=[1], mode_pred=1)
+    assert table.loc["key", "accuracy"] == 1.0 and table.loc["key", "mirex"] == 1.0
 
 
 def test_table_layout_and_where_metrics_apply(y_true, y_noisy):
@@ -129,7 +162,7 @@ def test_own_terms_strings():
     table = metrics.per_target(y_true, y_pred, targets=("tempo", "loudness", "key", "energy"))
     assert table.loc["tempo", "own_terms"] == "MAE 27.5 BPM · Acc1 50 % · Acc2 75 %"
     assert table.loc["loudness", "own_terms"] == "MAE 2.0 dB"
-    assert table.loc["key", "own_terms"] == "accuracy 50 %"
+    assert table.loc["key", "own_terms"] == "tonic 50 %"
     r2 = r2_score(y_true[:, 3], y_pred[:, 3])
     assert table.loc["energy", "own_terms"] == f"R^2 {r2:.2f}"
 
@@ -223,25 +256,30 @@ def test_mean_baseline_predicts_the_training_mean(y_true):
     train = y_true[:20]
     baseline = metrics.mean_baseline(train, 7)
     assert baseline.shape == (7, len(TARGETS))
-    np.testing.assert_allclose(baseline, np.tile(train.mean(axis=0), (7, 1)), rtol=1e-15)
+    continuous = [i for i, t in enumerate(TARGETS) if t in metrics.CONTINUOUS_TARGETS]
+    np.testing.assert_allclose(baseline[:, continuous], np.tile(train.mean(axis=0)[continuous], (7, 1)), rtol=1e-15)
+    for t in metrics.CLASS_TARGETS:  # the majority class, not a mean no track has
+        j = TARGETS.index(t)
+        values, counts = np.unique(train[:, j], return_counts=True)
+        assert (baseline[:, j] == values[np.argmax(counts)]).all()
 
 
 def test_compare_models_stacks_per_target_tables(y_true, y_noisy):
     baseline = metrics.mean_baseline(y_true[:30], len(y_true))
     table = metrics.compare_models(
-        y_true, {metrics.BASELINE_NAME: baseline, "noisy": y_noisy}
+        y_true, {metrics.BASELINE_NAME: baseline, "noisy": y_noisy}, y_train=y_true[:30]
     )
     assert table.index.names == ["model", "target"]
     assert list(dict.fromkeys(table.index.get_level_values("model"))) == ["mean baseline", "noisy"]
     pd.testing.assert_frame_equal(
-        table.loc["noisy"], metrics.per_target(y_true, y_noisy), check_names=False
+        table.loc["noisy"], metrics.per_target(y_true, y_noisy, y_train=y_true[:30]), check_names=False
     )
 
 
 def test_compare_models_requires_the_baseline(y_true, y_noisy):
     with pytest.raises(ValueError, match="mean baseline"):
-        metrics.compare_models(y_true, {"noisy": y_noisy})
-    table = metrics.compare_models(y_true, {"noisy": y_noisy}, require_baseline=False)
+        metrics.compare_models(y_true, {"noisy": y_noisy}, y_train=y_true)
+    table = metrics.compare_models(y_true, {"noisy": y_noisy}, y_train=y_true, require_baseline=False)
     assert len(table) == len(TARGETS)
 
 
@@ -252,7 +290,7 @@ def two_target_table() -> pd.DataFrame:
     y_pred = np.array([[0.5, 110.0], [0.5, 130.0]])
     baseline = metrics.mean_baseline(y_true, 2, targets=("energy", "tempo"))
     return metrics.compare_models(
-        y_true, {"mean baseline": baseline, "m": y_pred}, targets=("energy", "tempo")
+        y_true, {"mean baseline": baseline, "m": y_pred}, y_train=y_true, targets=("energy", "tempo")
     )
 
 
@@ -263,9 +301,7 @@ def test_summarize_reports_tempo_share(two_target_table):
     assert row["mean_raw_mse"] == pytest.approx((0.25 + 100.0) / 2)
     assert row["tempo_share_of_raw_mse"] == pytest.approx(100.0 / 100.25)
     assert row["mean_smse"] == pytest.approx((1.0 + 0.25) / 2)
-    assert row["n_targets_beating_mean"] == 1
     assert row["n_targets"] == 2
-    assert summary.loc["mean baseline", "n_targets_beating_mean"] == 0
     assert summary.loc["mean baseline", "mean_smse"] == 1.0
     assert summary.loc["mean baseline", "tempo_share_of_raw_mse"] == pytest.approx(400 / 400.25)
 
@@ -296,7 +332,7 @@ def test_raw_mse_caveat_without_tempo(y_true, y_noisy):
 
 def test_to_json_dict_is_strict_json(y_true, y_noisy):
     baseline = metrics.mean_baseline(y_true, len(y_true))
-    table = metrics.compare_models(y_true, {"mean baseline": baseline, "noisy": y_noisy})
+    table = metrics.compare_models(y_true, {"mean baseline": baseline, "noisy": y_noisy}, y_train=y_true)
     nested = metrics.to_json_dict(table)
     text = json.dumps(nested, allow_nan=False)
     assert json.loads(text) == nested
@@ -304,7 +340,7 @@ def test_to_json_dict_is_strict_json(y_true, y_noisy):
     assert list(nested["noisy"]) == list(TARGETS)
     assert nested["noisy"]["energy"]["acc1"] is None
     assert nested["noisy"]["tempo"]["acc1"] == table.loc[("noisy", "tempo"), "acc1"]
-    assert nested["mean baseline"]["key"]["smse"] == 1.0
+    assert nested["mean baseline"]["energy"]["smse"] == 1.0
     assert isinstance(nested["noisy"]["tempo"]["own_terms"], str)
 
 

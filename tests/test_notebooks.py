@@ -62,7 +62,29 @@ def test_metrics_json_has_every_model_and_target(smoke):
     for model in data["metrics"].values():
         assert set(model) == set(TARGETS)
     assert data["params"]["hidden_size"] == 32 and data["params"]["run_id"] == "smoke"
-    assert "tempo" in data["caveat"]
+    assert "tempo" in data["caveat"] and "training part's variance" in data["denominator"]
+    # every score with its interval, on the test part and (where choices are made) on validation
+    for block in (data["metrics"], data["val"]["metrics"]):
+        energy = block["random forest"]["energy"]
+        lo, hi = energy["ci95"]["smse"]
+        assert lo <= energy["smse"] <= hi
+        key = block["GRU"]["key"]
+        assert 0 <= key["mirex"] <= 1 and key["ci95"]["mirex"][0] <= key["mirex"] <= key["ci95"]["mirex"][1]
+    assert data["n_test"] == 6 and data["val"]["n"] == 6
+    assert {d["target"] for d in data["differences"]} == {*TARGETS, "mean"}
+    # the smoke test part holds 2 artists: too few to say anything, and the report says so
+    assert data["bootstrap"]["groups"] == 2 and "no verdict is drawn" in data["verdict"]
+    assert {d["verdict"] for d in data["differences"]} == {"too few groups"}
+    gru = data["model_params"]["GRU"]
+    assert gru["epochs_trained"] == 3 and 1 <= gru["best_epoch"] <= 3
+
+
+def test_fewer_epochs_than_the_stored_model_stop_with_a_message_naming_epochs(smoke, tmp_path):
+    work, _ = smoke
+    with pytest.raises(runner.RunError, match=r"05_gru failed: ValueError: .*holds a run of 3 epochs and this run "
+                                              r"asks for epochs=2"):
+        runner.run(["params/smoke.yaml"], {"root": str(work), "epochs": 2}, run_id="fewer", root=REPO,
+                   notebooks=["05_gru"])
 
 
 def test_html_report_has_heatmap_and_curves(smoke):

@@ -16,8 +16,11 @@ def test_clip_to_valid_uses_documented_ranges_only():
     out = clip_to_valid(pred)
     lo = np.array([VALID_RANGES[t][0] for t in TARGETS])
     hi = np.array([VALID_RANGES[t][1] for t in TARGETS])
-    np.testing.assert_array_equal(out[0], np.maximum(-5.0, lo))
-    np.testing.assert_array_equal(out[1], hi)
+    key = TARGETS.index("key")  # a pitch class on a circle: wrapped into [0, 12), not clipped
+    others = [j for j in range(len(TARGETS)) if j != key]
+    np.testing.assert_array_equal(out[0, others], np.maximum(-5.0, lo)[others])
+    np.testing.assert_array_equal(out[1, others], hi[others])
+    assert (out[0, key], out[1, key]) == (7.0, 8.0)  # -5 = 7 and 500 = 8 (mod 12)
     assert pred[0, 0] == -5.0  # input untouched
     inside = np.array([[0.5] * 3 + [120.0] + [0.5] * 4 + [-7.0, 4.0, 5.0]])
     np.testing.assert_array_equal(clip_to_valid(inside), inside)

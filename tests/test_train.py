@@ -388,3 +388,15 @@ def test_gru_estimator_from_run_parameters():
     assert est.get_params()["random_state"] == 7 and est.lr == 0.01 and est.hidden_size == 32
     net, config = est.configs(n_features=46, n_outputs=11)
     assert (net.hidden_size, net.n_features, config.lr, config.random_state) == (32, 46, 0.01, 7)
+
+
+def test_a_run_asked_for_fewer_epochs_than_its_folder_holds_stops_naming_epochs(tmp_path):
+    """It never returns the longer run's model and history as if it were the shorter one."""
+    seqs, targets = make_data(11, 10)
+    args = (seqs[:7], targets[:7], seqs[7:], targets[7:])
+    train_gru_with(*args, epochs=3, checkpoint_dir=tmp_path, **TINY)
+    with pytest.raises(ValueError, match=r"holds a run of 3 epochs and this run asks for epochs=2"):
+        train_gru_with(*args, epochs=2, checkpoint_dir=tmp_path, **TINY)
+    assert train_gru_with(*args, epochs=3, checkpoint_dir=tmp_path, **TINY).history["epoch"].tolist() == [1, 2, 3]
+    fresh = train_gru_with(*args, epochs=2, checkpoint_dir=tmp_path, resume=False, **TINY)
+    assert fresh.history["epoch"].tolist() == [1, 2]

@@ -367,9 +367,10 @@ def sequences(table: pd.DataFrame) -> list[np.ndarray]:
     return [np.load(p, mmap_mode="r") for p in table["file"]]
 
 
-def part(table: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Rows of one split side, in stored order."""
-    return table[table["split"] == name].reset_index(drop=True)
+def part(table: pd.DataFrame, name: str | tuple[str, ...]) -> pd.DataFrame:
+    """Rows of one split side (or of several: ``("val", "test")``), in stored order."""
+    names = (name,) if isinstance(name, str) else tuple(name)
+    return table[table["split"].isin(names)].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------- summaries

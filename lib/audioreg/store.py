@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 
 from . import atomic
-from .judge import report
+from dataclasses import dataclass
+
+from .judge import metrics, report, uncertainty
 from .params import digest, load_yaml
-from .stages import MissingArtifactError, config
+from .stages import MissingArtifactError, config, part, targets
 from .targets import TARGETS
 
 
@@ -47,15 +49,16 @@ def save_predictions(params, model: str, table: pd.DataFrame, pred: np.ndarray, 
     return out / "predictions.csv"
 
 
-def load_predictions(params, *, split_name: str = "test") -> dict[str, pd.DataFrame]:
-    """Predictions of every model saved under ``runs/<run_id>/``, one frame per model."""
+def load_predictions(params, *, split_name: str | None = "test") -> dict[str, pd.DataFrame]:
+    """Predictions of every model saved under ``runs/<run_id>/``, one frame per model
+    (the rows of part ``split_name``; None: every part saved)."""
     cfg = config(params)
     out = {}
     for model, sub in MODEL_DIRS.items():
         path = cfg.run_dir / sub / "predictions.csv"
         if path.is_file():
             df = pd.read_csv(path, dtype={"track_id": str})
-            out[model] = df[df["split"] == split_name].reset_index(drop=True)
+            out[model] = df if split_name is None else df[df["split"] == split_name].reset_index(drop=True)
     if not out:
         raise MissingArtifactError(
             f"no model predictions in {cfg.run_dir}: run `audioreg run` (or notebooks 04_rf and 05_gru with run_id={cfg['run_id']}) first"
@@ -122,13 +125,15 @@ def aligned_predictions(params, table: pd.DataFrame) -> dict[str, np.ndarray]:
     Raises if a model's saved rows differ from ``table`` (it was trained on another split).
     """
     out = {}
-    for model, df in load_predictions(params).items():
-        by_id = df.set_index("track_id")
+    wanted = set(table["split"])
+    for model, df in load_predictions(params, split_name=None).items():
+        by_id = df[df["split"].isin(wanted)].set_index("track_id")
         missing = [t for t in table["track_id"] if t not in by_id.index]
         if missing or len(by_id) != len(table):
             raise MissingArtifactError(
                 f"{model} predictions in {config(params).run_dir} are for another split "
-                f"({len(missing)} of {len(table)} test tracks missing); re-run its notebook with these parameters"
+                f"({len(missing)} of {len(table)} {'/'.join(sorted(wanted))} tracks missing); re-run its notebook "
+                "with these parameters"
             )
         out[model] = prediction_matrix(by_id.loc[table["track_id"]])
     return out
@@ -150,20 +155,65 @@ def load_histories(params) -> dict[str, pd.DataFrame]:
     return {"GRU": pd.read_csv(path)} if path.is_file() else {}
 
 
-def write_run_metrics(params, *, scores: pd.DataFrame, summary: pd.DataFrame, **extra) -> Path:
-    """``runs/<run_id>/metrics.json``: every model x target metric, the summary, and the merged parameters."""
+@dataclass
+class Evaluation:
+    """Every saved model scored on the test and validation parts, beside the baseline.
+
+    ``scores``/``val_scores``: :func:`audioreg.judge.metrics.compare_models` tables (the
+    denominators: the training part's variances); ``summary``: the test part's
+    :func:`~audioreg.judge.metrics.summarize`; ``uncertainty``/``val_uncertainty``:
+    :func:`audioreg.judge.uncertainty.bootstrap` over each part's artist groups;
+    ``predictions``: the test part's, by model; ``verdict``: Markdown.
+    """
+
+    scores: pd.DataFrame
+    summary: pd.DataFrame
+    uncertainty: dict
+    val_scores: pd.DataFrame
+    val_summary: pd.DataFrame
+    val_uncertainty: dict
+    predictions: dict
+    verdict: str
+    n_test: int
+    n_val: int
+
+
+def evaluate(params, table: pd.DataFrame) -> Evaluation:
+    """Score the run's saved predictions on the test and validation parts of split ``table``."""
+    from .data.split import leakage_groups
+
+    train = part(table, "train")
+    y_train = targets(train)
+    has_mode = "mode" in table.columns and table["mode"].notna().all()
+    out = {}
+    for name in ("test", "val"):
+        rows = part(table, name)
+        preds = {metrics.BASELINE_NAME: metrics.mean_baseline(y_train, len(rows)), **aligned_predictions(params, rows)}
+        modes = {"mode_true": rows["mode"].to_numpy(), "mode_train": train["mode"].to_numpy()} if has_mode else {}
+        scores = metrics.compare_models(targets(rows), preds, y_train=y_train, **modes)
+        unc = uncertainty.bootstrap(targets(rows), preds, y_train=y_train, groups=leakage_groups(rows), **modes)
+        out[name] = (rows, preds, scores, unc)
+    (test, test_preds, scores, unc), (val, _, val_scores, val_unc) = out["test"], out["val"]
+    return Evaluation(scores=scores, summary=metrics.summarize(scores), uncertainty=unc, val_scores=val_scores,
+                      val_summary=metrics.summarize(val_scores), val_uncertainty=val_unc,
+                      predictions={k: v for k, v in test_preds.items() if k != metrics.BASELINE_NAME},
+                      verdict=uncertainty.verdict_text(unc["differences"], n_groups=unc["n_groups"]), n_test=len(test),
+                      n_val=len(val))
+
+
+def write_run_metrics(params, evaluation: Evaluation) -> Path:
+    """``runs/<run_id>/metrics.json``: every model x target metric with its 95 % interval, the
+    paired differences and the verdict, the validation block, and the merged parameters."""
     cfg = config(params)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     path = cfg.run_dir / "metrics.json"
-    merged = cfg.run_dir / "params.yaml"  # written by `audioreg run`: every notebook's parameters
+    merged = cfg.run_dir / "params.yaml"  # the run's parameters, as every notebook recorded them
     run_params = load_yaml(merged) if merged.is_file() else cfg.params
     model_params = {}
     for model, sub in MODEL_DIRS.items():
         p = cfg.run_dir / sub / "params.json"
         if p.is_file():
             model_params[model] = json.loads(p.read_text(encoding="utf-8"))
-    atomic.write_json(path, report.metrics_document(cfg["run_id"], scores, summary, params=run_params,
-                                                    model_params=model_params, **extra))
+    atomic.write_json(path, report.metrics_document(cfg["run_id"], evaluation, params=run_params,
+                                                    model_params=model_params))
     return path
-
-

@@ -76,6 +76,8 @@ def clip_to_valid(pred, *, targets: tuple[str, ...] = TARGETS):
 
     A regressor can extrapolate past a label's range (a speechiness of -0.1, a
     loudness of +2 dB); clipping uses only the a-priori range, never the test labels.
+    Key is a pitch class on a circle: it is wrapped into [0, 12), not clipped, so 11.7
+    stays next to 0 (it rounds to C).
     """
     import numpy as np
 
@@ -83,6 +85,9 @@ def clip_to_valid(pred, *, targets: tuple[str, ...] = TARGETS):
     if pred.ndim != 2 or pred.shape[1] != len(targets):
         raise ValueError(f"expected predictions of shape (n, {len(targets)}), got {pred.shape}")
     for j, name in enumerate(targets):
+        if name == "key":
+            pred[:, j] = np.mod(pred[:, j], 12.0)
+            continue
         lo, hi = VALID_RANGES[name]
         np.clip(pred[:, j], lo, hi, out=pred[:, j])
     return pred

@@ -8,8 +8,13 @@ The project standard:
   octave-tolerant accuracy for tempo, accuracy for key and time signature, dB for loudness and
   R^2 for the unit-interval targets, as well as the raw MSE the field quotes.
 * Raw MSE is never averaged across targets without saying that tempo dominates it
-  (:func:`raw_mse_caveat`). The standardized MSE (``smse = MSE / Var(y_true)``) is unit-free, so
-  its average across targets is fair; predicting the mean of ``y_true`` scores exactly 1.
+  (:func:`raw_mse_caveat`). The standardized MSE (``smse = MSE / Var(y_train)``) divides by the
+  *training* part's variance, a denominator fixed before the test part is seen; it is unit-free,
+  so its average across the continuous targets (:data:`CONTINUOUS_TARGETS`) is fair. Key and
+  time signature are classes: they are scored by accuracy (and key by the MIREX weighted score)
+  and never enter an MSE or R^2 average.
+* Every score is a mean of per-track values (:func:`row_scores`), so the group bootstrap of
+  :mod:`audioreg.judge.uncertainty` gives each one, and each paired difference, an interval.
 
 All functions are pure: arrays (or DataFrames) in, numbers / DataFrames out. Inputs must be
 finite; a NaN or inf anywhere raises ``ValueError`` rather than quietly turning into a score.
@@ -29,7 +34,12 @@ __all__ = [
     "as_matrix",
     "by_model",
     "BASELINE_NAME",
+    "CLASS_TARGETS",
+    "CONTINUOUS_TARGETS",
     "METRIC_COLUMNS",
+    "key_names",
+    "mirex_key_scores",
+    "row_scores",
     "TEMPO_FACTORS",
     "compare_models",
     "key_accuracy",
@@ -59,15 +69,26 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "accuracy",
     "acc1",
     "acc2",
+    "mirex",
+    "key_mode_accuracy",
+    "variance",
     "own_terms",
 )
+
+#: Targets that are classes, scored by accuracy against the majority class.
+CLASS_TARGETS: tuple[str, ...] = ("key", "time_signature")
+#: Targets whose standardized MSE and R^2 may be averaged.
+CONTINUOUS_TARGETS: tuple[str, ...] = tuple(t for t in TARGETS if t not in CLASS_TARGETS)
+
+#: Pitch-class names as ``mir_eval.key`` spells them (Spotify's key 0 = C).
+_PITCHES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 #: Tempo multiples accepted by Acc2 (Gouyon et al. 2006): the reference itself, double and
 #: triple, half and third.
 TEMPO_FACTORS: tuple[float, ...] = (1.0, 2.0, 3.0, 1.0 / 2.0, 1.0 / 3.0)
 
 _TEMPO_TOL = 0.04
-_ACCURACY_TARGETS = ("key", "time_signature")
+_ACCURACY_TARGETS = CLASS_TARGETS
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,6 +313,50 @@ def key_accuracy(ref, est) -> float:
     return float(np.mean(key_hits(ref, est)))
 
 
+def key_names(key, mode) -> list[str]:
+    """``"C major"``-style names (``mir_eval.key``'s) of pitch classes 0..11 and modes (1 major, 0 minor)."""
+    return [f"{_PITCHES[int(k) % 12]} {'major' if int(m) == 1 else 'minor'}" for k, m in zip(key, mode)]
+
+
+def _mirex_table() -> np.ndarray:
+    """``[24, 24]`` MIREX weighted scores, indexed ``mode * 12 + key`` (reference, estimate)."""
+    global _MIREX
+    if _MIREX is None:
+        import mir_eval
+
+        names = key_names([k for _ in (0, 1) for k in range(12)], [m for m in (0, 1) for _ in range(12)])
+        _MIREX = np.array([[mir_eval.key.weighted_score(r, e) for e in names] for r in names])
+    return _MIREX
+
+
+_MIREX: np.ndarray | None = None
+
+
+def mirex_key_scores(ref_key, ref_mode, est_key, est_mode) -> np.ndarray:
+    """Per-track MIREX weighted key score (``mir_eval.key.weighted_score``): 1 for the same key
+    and mode, 0.5 a fifth away, 0.3 the relative key, 0.2 the parallel key, else 0.
+
+    Parameters
+    ----------
+    ref_key, ref_mode : array_like [shape=(n,)]
+        Reference tonic (0..11) and mode (1 major, 0 minor).
+    est_key : array_like [shape=(n,)]
+        Estimates, rounded to the nearest integer modulo 12 as :func:`key_hits` does (so
+        11.7 is C, wrap-around kept).
+    est_mode : array_like [shape=(n,)] or scalar
+        Estimated mode; a model without one predicts the training part's majority mode.
+    """
+    ref_arr, est_arr = _pair(ref_key, est_key)
+    _check_integer_labels(ref_arr, target="key")
+    est_pc = np.mod(_round_half_up(est_arr), 12.0).astype(int)
+    ref_m = np.asarray(ref_mode, dtype=np.float64).reshape(-1)
+    est_m = np.broadcast_to(np.asarray(est_mode, dtype=np.float64), ref_arr.shape)
+    if ref_m.shape != ref_arr.shape or not np.all(np.isin(ref_m, (0.0, 1.0))) or not np.all(np.isin(est_m, (0.0, 1.0))):
+        raise ValueError("modes must be 0 (minor) or 1 (major), one per track")
+    table = _mirex_table()
+    return table[ref_m.astype(int) * 12 + ref_arr.astype(int), est_m.astype(int) * 12 + est_pc]
+
+
 def time_signature_hits(ref, est) -> np.ndarray:
     """Per-track meter hits: ``est`` rounded to the nearest integer and clipped to 3..7 equals ``ref``.
 
@@ -340,55 +405,34 @@ def _own_terms(target: str, row: Mapping[str, float]) -> str:
         return f"MAE {row['mae']:.1f} BPM · Acc1 {_pct(row['acc1'])} · Acc2 {_pct(row['acc2'])}"
     if target == "loudness":
         return f"MAE {row['mae']:.1f} dB"
+    if target == "key":
+        mirex = "" if math.isnan(row["mirex"]) else f" · MIREX {row['mirex']:.2f}"
+        return f"tonic {_pct(row['accuracy'])}{mirex}"
     if target in _ACCURACY_TARGETS:
         return f"accuracy {_pct(row['accuracy'])}"
     if math.isnan(row["r2"]):
-        return "R^2 n/a (constant reference)"
+        return "R^2 n/a (constant training labels)"
     return f"R^2 {row['r2']:.2f}"
 
 
-def per_target(y_true, y_pred, *, targets: Sequence[str] = TARGETS) -> pd.DataFrame:
-    """Score one model on every target, in raw units and in the target's own terms.
+#: Per-track scores of :func:`row_scores`; each column of :func:`per_target` but ``r2``,
+#: ``variance`` and ``own_terms`` is their mean.
+ROW_METRICS: tuple[str, ...] = ("mse", "smse", "mae", "accuracy", "acc1", "acc2", "mirex", "key_mode_accuracy")
 
-    Parameters
-    ----------
-    y_true, y_pred : np.ndarray [shape=(n, k)] or pandas.DataFrame
-        Reference and predicted targets. Arrays have one column per entry of ``targets``, in
-        that order; DataFrames are indexed by column name. All values must be finite.
-    targets : sequence of str
-        Target names, ``k`` of them (default :data:`audioreg.targets.TARGETS`). ``"tempo"``,
-        ``"loudness"``, ``"key"`` and ``"time_signature"`` get their own terms; any other
-        name is scored by R^2.
 
-    Returns
-    -------
-    table : pandas.DataFrame [shape=(k, 8)]
-        Indexed by ``target`` (in ``targets`` order) with columns :data:`METRIC_COLUMNS`:
+def _variances(y_train: np.ndarray) -> np.ndarray:
+    return np.array([_mse(_column(y_train, j), _column(y_train, j).mean()) for j in range(y_train.shape[1])])
 
-        ``mse``
-            Mean squared error in raw units (BPM^2 for tempo, dB^2 for loudness, ...).
-        ``smse``
-            ``mse`` divided by the population variance (ddof=0) of ``y_true`` for that target:
-            predicting the mean of ``y_true`` scores exactly 1 (:func:`mean_baseline` of
-            ``y_true``), lower is better. NaN when ``y_true`` is constant.
-        ``r2``
-            ``1 - smse`` (scikit-learn's ``r2_score``); > 0 beats the test-set mean.
-        ``mae``
-            Mean absolute error in raw units.
-        ``accuracy``
-            ``key`` and ``time_signature`` only (:func:`key_accuracy`,
-            :func:`time_signature_accuracy`); NaN elsewhere.
-        ``acc1``, ``acc2``
-            ``tempo`` only (:func:`tempo_acc1`, :func:`tempo_acc2`); NaN elsewhere.
-        ``own_terms``
-            A readable summary, e.g. ``"MAE 12.3 BPM · Acc1 41 % · Acc2 63 %"``,
-            ``"MAE 2.1 dB"``, ``"accuracy 35 %"``, ``"R^2 0.42"``.
 
-    Raises
-    ------
-    ValueError
-        On shape mismatches, missing columns, non-finite values, or invalid reference labels
-        (tempo <= 0, key outside 0..11, time signature outside 3..7).
+def row_scores(y_true, y_pred, *, y_train=None, targets: Sequence[str] = TARGETS,
+               mode_true=None, mode_pred=None) -> dict[str, np.ndarray]:
+    """Per-track, per-target scores whose means are :func:`per_target`'s columns.
+
+    Returns ``{metric: array [n, k]}`` for :data:`ROW_METRICS` (NaN where a metric does not
+    apply to a target), plus ``"variance"`` [k], the denominator of ``smse``: the training
+    part's population variance when ``y_train`` is given, else ``y_true``'s (NaN for a
+    constant column). ``mirex`` and ``key_mode_accuracy`` need ``mode_true`` and
+    ``mode_pred`` (see :func:`mirex_key_scores`).
     """
     targets = tuple(targets)
     if len(set(targets)) != len(targets):
@@ -397,33 +441,95 @@ def per_target(y_true, y_pred, *, targets: Sequence[str] = TARGETS) -> pd.DataFr
     pred = as_matrix(y_pred, targets=targets, name="y_pred")
     if true.shape[0] != pred.shape[0]:
         raise ValueError(f"y_true has {true.shape[0]} rows but y_pred has {pred.shape[0]}")
-
-    rows = []
+    train = true if y_train is None else as_matrix(y_train, targets=targets, name="y_train")
+    variance = _variances(train)
+    constant = np.array([bool(np.all(_column(train, j) == _column(train, j)[0])) for j in range(len(targets))])
+    variance = np.where(constant | (variance == 0.0), np.nan, variance)
+    n, k = true.shape
+    out = {m: np.full((n, k), np.nan) for m in ROW_METRICS}
+    out["variance"] = variance
     for j, target in enumerate(targets):
         ref, est = _column(true, j), _column(pred, j)
-        mse = _mse(ref, est)
-        constant = bool(np.all(ref == ref[0]))
-        variance = _mse(ref, ref.mean())
-        smse = math.nan if constant or variance == 0.0 else mse / variance
-        row = {
-            "mse": mse,
-            "smse": smse,
-            "r2": 1.0 - smse,
-            "mae": float(np.mean(np.abs(ref - est))),
-            "accuracy": math.nan,
-            "acc1": math.nan,
-            "acc2": math.nan,
-        }
+        out["mse"][:, j] = (ref - est) ** 2
+        out["smse"][:, j] = out["mse"][:, j] / variance[j]
+        out["mae"][:, j] = np.abs(ref - est)
         if target == "tempo":
-            row["acc1"] = tempo_acc1(ref, est)
-            row["acc2"] = tempo_acc2(ref, est)
+            out["acc1"][:, j] = tempo_hits1(ref, est)
+            out["acc2"][:, j] = tempo_hits2(ref, est)
         elif target == "key":
-            row["accuracy"] = key_accuracy(ref, est)
+            out["accuracy"][:, j] = key_hits(ref, est)
+            if mode_true is not None and mode_pred is not None:
+                mirex = mirex_key_scores(ref, mode_true, est, mode_pred)
+                out["mirex"][:, j] = mirex
+                out["key_mode_accuracy"][:, j] = mirex == 1.0
         elif target == "time_signature":
-            row["accuracy"] = time_signature_accuracy(ref, est)
+            out["accuracy"][:, j] = time_signature_hits(ref, est)
+    return out
+
+
+def per_target(y_true, y_pred, *, y_train=None, targets: Sequence[str] = TARGETS,
+               mode_true=None, mode_pred=None) -> pd.DataFrame:
+    """Score one model on every target, in raw units and in the target's own terms.
+
+    Parameters
+    ----------
+    y_true, y_pred : np.ndarray [shape=(n, k)] or pandas.DataFrame
+        Reference and predicted targets. Arrays have one column per entry of ``targets``, in
+        that order; DataFrames are indexed by column name. All values must be finite.
+    y_train : np.ndarray [shape=(m, k)] or pandas.DataFrame or None
+        The training part's targets: their variance is the denominator of ``smse`` and
+        ``r2``, fixed before the test part is seen. None: ``y_true``'s variance (then
+        predicting the mean of ``y_true`` scores exactly 1).
+    targets : sequence of str
+        Target names, ``k`` of them (default :data:`audioreg.targets.TARGETS`). ``"tempo"``,
+        ``"loudness"``, ``"key"`` and ``"time_signature"`` get their own terms; any other
+        name is scored by R^2.
+    mode_true, mode_pred : array_like [shape=(n,)] or scalar, or None
+        Reference and predicted modes (1 major, 0 minor), for the MIREX key score.
+
+    Returns
+    -------
+    table : pandas.DataFrame [shape=(k, 11)]
+        Indexed by ``target`` (in ``targets`` order) with columns :data:`METRIC_COLUMNS`:
+
+        ``mse``
+            Mean squared error in raw units (BPM^2 for tempo, dB^2 for loudness, ...).
+        ``smse``
+            ``mse`` divided by ``variance``; lower is better. NaN when that variance is 0.
+        ``r2``
+            ``1 - smse``: > 0 is closer than the training part's spread around its mean.
+        ``mae``
+            Mean absolute error in raw units.
+        ``accuracy``
+            ``key`` (tonic, rounded modulo 12: 11.7 is C) and ``time_signature`` only
+            (:func:`key_accuracy`, :func:`time_signature_accuracy`); NaN elsewhere.
+        ``acc1``, ``acc2``
+            ``tempo`` only (:func:`tempo_acc1`, :func:`tempo_acc2`); NaN elsewhere.
+        ``mirex``, ``key_mode_accuracy``
+            ``key`` only, with modes given: mean MIREX weighted score and the share of exact
+            key + mode (:func:`mirex_key_scores`).
+        ``variance``
+            The denominator of ``smse``: the training part's variance (or ``y_true``'s).
+        ``own_terms``
+            A readable summary, e.g. ``"MAE 12.3 BPM · Acc1 41 % · Acc2 63 %"``,
+            ``"MAE 2.1 dB"``, ``"tonic 35 % · MIREX 0.48"``, ``"R^2 0.42"``.
+
+    Raises
+    ------
+    ValueError
+        On shape mismatches, missing columns, non-finite values, or invalid reference labels
+        (tempo <= 0, key outside 0..11, time signature outside 3..7).
+    """
+    targets = tuple(targets)
+    scores = row_scores(y_true, y_pred, y_train=y_train, targets=targets, mode_true=mode_true, mode_pred=mode_pred)
+    rows = []
+    for j, target in enumerate(targets):
+        row = {m: float(np.mean(scores[m][:, j])) for m in ROW_METRICS}
+        row["variance"] = float(scores["variance"][j])
+        row["smse"] = row["mse"] / row["variance"]  # exact: the mean baseline of the same rows gives 1
+        row["r2"] = 1.0 - row["smse"]
         row["own_terms"] = _own_terms(target, row)
         rows.append(row)
-
     table = pd.DataFrame(rows, index=pd.Index(targets, name="target"), columns=METRIC_COLUMNS)
     numeric = list(METRIC_COLUMNS[:-1])
     table[numeric] = table[numeric].astype(np.float64)
@@ -431,7 +537,8 @@ def per_target(y_true, y_pred, *, targets: Sequence[str] = TARGETS) -> pd.DataFr
 
 
 def mean_baseline(y_train, n: int, *, targets: Sequence[str] = TARGETS) -> np.ndarray:
-    """Predict the training mean of every target for ``n`` rows.
+    """The baseline: the training mean of every continuous target, the training part's
+    majority class of key and time signature (:data:`CLASS_TARGETS`), for ``n`` rows.
 
     Parameters
     ----------
@@ -445,21 +552,36 @@ def mean_baseline(y_train, n: int, *, targets: Sequence[str] = TARGETS) -> np.nd
     Returns
     -------
     y_pred : np.ndarray [shape=(n, k)]
-        Every row equals the column means of ``y_train``. ``per_target(y, mean_baseline(y,
-        len(y)))`` gives ``smse == 1`` exactly for every non-constant target.
+        Every row equals the column means (or majority classes, the smallest on a tie) of
+        ``y_train``. ``per_target(y, mean_baseline(y, len(y)), y_train=y)`` gives ``smse == 1``
+        exactly for every non-constant continuous target.
     """
     n = int(n)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    means = _column_means(as_matrix(y_train, targets=tuple(targets), name="y_train"))
+    targets = tuple(targets)
+    train = as_matrix(y_train, targets=targets, name="y_train")
+    means = _column_means(train)
+    for j, target in enumerate(targets):
+        if target in CLASS_TARGETS:
+            means[j] = majority(_column(train, j))
     return np.tile(means, (n, 1))
+
+
+def majority(values) -> float:
+    """The most frequent value (the smallest on a tie): the majority-class baseline."""
+    uniq, counts = np.unique(np.asarray(values, dtype=np.float64), return_counts=True)
+    return float(uniq[np.argmax(counts)])
 
 
 def compare_models(
     y_true,
     predictions: Mapping[str, object],
     *,
+    y_train,
     targets: Sequence[str] = TARGETS,
+    mode_true=None,
+    mode_train=None,
     require_baseline: bool = True,
 ) -> pd.DataFrame:
     """Score several models on the same evaluation set.
@@ -469,11 +591,16 @@ def compare_models(
     y_true : np.ndarray [shape=(n, k)] or pandas.DataFrame
         Reference targets.
     predictions : mapping of str to np.ndarray [shape=(n, k)] or pandas.DataFrame
-        Predictions per model name, in display order. Include the predict-the-training-mean
-        baseline under :data:`BASELINE_NAME` (``"mean baseline"``), e.g.
+        Predictions per model name, in display order. Include the baseline under
+        :data:`BASELINE_NAME` (``"mean baseline"``), e.g.
         ``{"mean baseline": mean_baseline(y_train, len(y_test)), "rf": rf.predict(X_test)}``.
+    y_train : np.ndarray [shape=(m, k)] or pandas.DataFrame
+        The training part's targets: the fixed denominator of ``smse`` and ``r2``.
     targets : sequence of str
         Target names (default :data:`audioreg.targets.TARGETS`).
+    mode_true, mode_train : array_like or None
+        The evaluation rows' modes and the training part's: no model predicts the mode, so
+        each is scored with the training majority mode (for the MIREX key score).
     require_baseline : bool
         When True (the default), raise ``ValueError`` if ``"mean baseline"`` is missing:
         the project never shows a model without its baseline.
@@ -490,7 +617,9 @@ def compare_models(
             f"predictions must include the {BASELINE_NAME!r} (mean_baseline(y_train, n)); "
             "pass require_baseline=False to score models without it"
         )
-    tables = [per_target(y_true, pred, targets=targets) for pred in predictions.values()]
+    mode_pred = None if mode_true is None or mode_train is None else majority(mode_train)
+    tables = [per_target(y_true, pred, y_train=y_train, targets=targets, mode_true=mode_true, mode_pred=mode_pred)
+              for pred in predictions.values()]
     return pd.concat(tables, keys=list(predictions), names=["model", "target"])
 
 
@@ -526,19 +655,18 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         Indexed by ``model`` (table order) with columns:
 
         ``mean_smse``
-            Mean standardized MSE over targets (unit-free, so fair to average; 1 = predicting
-            the test-set mean, lower is better). Targets with NaN sMSE are skipped.
+            Mean standardized MSE over the continuous targets (:data:`CONTINUOUS_TARGETS`;
+            unit-free, so fair to average; the denominators are the training part's
+            variances; lower is better). Targets with NaN sMSE are skipped.
         ``mean_raw_mse``
             Mean of the raw per-target MSEs, the number the field quotes. Dominated by tempo
             (BPM^2): never quote it without ``tempo_share_of_raw_mse``.
         ``tempo_share_of_raw_mse``
             Tempo's MSE divided by the summed raw MSE (NaN if tempo is not scored or the sum
             is 0).
-        ``n_targets_beating_mean``
-            Number of targets with ``r2 > 0``, i.e. better than predicting the test-set mean
-            (a slightly stronger baseline than the training mean).
         ``n_targets``
-            Number of targets scored.
+            Number of targets scored (whether a model beats the baseline on each, with its
+            interval, is :func:`audioreg.judge.uncertainty.verdicts`).
     """
     table = by_model(table)
     rows = {}
@@ -546,11 +674,11 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         scores = table.xs(model, level=0)
         total = float(scores["mse"].sum())
         tempo = float(scores.loc["tempo", "mse"]) if "tempo" in scores.index else math.nan
+        continuous = scores.loc[[t for t in scores.index if t not in CLASS_TARGETS], "smse"]
         rows[model] = {
-            "mean_smse": float(scores["smse"].mean()),
+            "mean_smse": float(continuous.mean()),
             "mean_raw_mse": float(scores["mse"].mean()),
             "tempo_share_of_raw_mse": tempo / total if total > 0 else math.nan,
-            "n_targets_beating_mean": int((scores["r2"] > 0).sum()),
             "n_targets": int(len(scores)),
         }
     summary = pd.DataFrame.from_dict(rows, orient="index")

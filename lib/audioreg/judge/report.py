@@ -20,13 +20,46 @@ def _records(df: pd.DataFrame) -> list[dict]:
              for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 
-def metrics_document(run_id: str, scores: pd.DataFrame, summary: pd.DataFrame, *, params: Mapping,
-                     model_params: Mapping, **extra) -> dict:
-    """What ``metrics.json`` holds: every model x target metric, the summary, the caveat
-    on raw MSE, and the merged parameters of the run and of each model."""
-    return {"run_id": run_id, "metrics": metrics.to_json_dict(scores), "summary": _records(summary),
-            "caveat": metrics.raw_mse_caveat(scores), **extra, "params": dict(params),
-            "model_params": dict(model_params)}
+def _with_intervals(nested: dict, ci95: Mapping) -> dict:
+    for model, per_target in nested.items():
+        for target, values in per_target.items():
+            values["ci95"] = {m: v for m, v in ci95.get(model, {}).get(target, {}).items()
+                              if values.get(m) is not None}
+    return nested
+
+
+def _summary_records(summary: pd.DataFrame, summary_ci95: Mapping) -> list[dict]:
+    records = _records(summary)
+    for rec in records:
+        rec["mean_smse_ci95"] = summary_ci95.get(rec["model"], {}).get("mean_smse")
+    return records
+
+
+def metrics_document(run_id: str, evaluation, *, params: Mapping, model_params: Mapping, **extra) -> dict:
+    """What ``metrics.json`` holds: every model x target metric on the test part with its 95 %
+    interval (``ci95`` beside the values), the summary over the continuous targets with its
+    interval, the paired differences with their verdicts, the verdict in words, the caveat on
+    raw MSE, the same on the validation part (``val``, where choices are made), and the
+    merged parameters of the run and of each model."""
+    from . import uncertainty
+
+    ev = evaluation
+    unc, val_unc = ev.uncertainty, ev.val_uncertainty
+    return {"run_id": run_id,
+            "denominator": "smse and r2 divide by the training part's variance of each target; averages cover "
+                           "the continuous targets only (key and time_signature are scored as classes)",
+            "n_test": ev.n_test,
+            "metrics": _with_intervals(metrics.to_json_dict(ev.scores), unc["ci95"]),
+            "summary": _summary_records(ev.summary, unc["summary_ci95"]),
+            "differences": _records(uncertainty.verdicts(unc["differences"], n_groups=unc["n_groups"])),
+            "verdict": ev.verdict,
+            "bootstrap": {"groups": unc["n_groups"], "replicates": unc["n_boot"], "level": unc["level"],
+                          "resamples": "the test part's split groups (artists)"},
+            "caveat": metrics.raw_mse_caveat(ev.scores),
+            "val": {"n": ev.n_val, "metrics": _with_intervals(metrics.to_json_dict(ev.val_scores), val_unc["ci95"]),
+                    "summary": _summary_records(ev.val_summary, val_unc["summary_ci95"]),
+                    "differences": _records(uncertainty.verdicts(val_unc["differences"], n_groups=val_unc["n_groups"]))},
+            **extra, "params": dict(params), "model_params": dict(model_params)}
 
 
 def render_html(notebook: Path, out: Path) -> Path:

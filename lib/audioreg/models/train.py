@@ -716,6 +716,13 @@ def train_gru(
     frame_pool, grad_clip, random_state = config.frame_pool, config.grad_clip, config.random_state
 
     checkpoint = _resume_checkpoint(checkpoint_dir) if resume else None
+    if checkpoint is not None and checkpoint["epoch"] > epochs:
+        raise ValueError(
+            f"{checkpoint_dir} already holds a run of {checkpoint['epoch']} epochs and this run asks for "
+            f"epochs={epochs}: its model and history would not be a {epochs}-epoch run. Ask for "
+            f"epochs >= {checkpoint['epoch']} to reuse (or continue) it, or resume=False to train {epochs} "
+            "epochs anew in its place"
+        )
     if checkpoint is not None:
         stored = (checkpoint["model_config"], checkpoint["frame_pool"])
         if stored != (model_config, int(frame_pool)):
