@@ -262,3 +262,36 @@ def test_unreadable_checkpoints_raise_a_clear_error(tmp_path):
     fresh = small_run(tmp_path, epochs=1, resume=False)  # the documented way out
     assert fresh.history["epoch"].tolist() == [1]
     assert load(tmp_path / "last.pt")["epoch"] == 1
+
+
+def test_a_kill_between_last_and_best_is_repaired_on_resume_even_when_finished(tmp_path, monkeypatch):
+    """``last.pt`` is renamed before ``best.pt``: a run killed between the two renames leaves
+    ``best_epoch`` recorded while ``best.pt`` holds an older epoch. The next resume (of a
+    finished run too) puts the right epoch in ``best.pt``."""
+    seqs, targets = make_data(3, 8, min_len=10, max_len=20)
+    args = (seqs, targets, seqs, targets)  # validation = training: every epoch improves
+    settings = {**SMALL, "lr": 1e-2, "dropout": 0.0}
+    full = train_gru_with(*args, epochs=3, checkpoint_dir=tmp_path / "full", **settings)
+    assert full.history["is_best"].all()
+
+    real = train.atomic.write_with
+    calls = []
+
+    def killed_before_best(path, write):
+        calls.append(Path(path).name)
+        if Path(path).name == "best.pt" and calls.count("last.pt") == 3:
+            raise KeyboardInterrupt("killed between the renames")
+        return real(path, write)
+
+    monkeypatch.setattr(train.atomic, "write_with", killed_before_best)
+    with pytest.raises(KeyboardInterrupt):
+        train_gru_with(*args, epochs=3, checkpoint_dir=tmp_path / "cut", **settings)
+    monkeypatch.setattr(train.atomic, "write_with", real)
+    cut = tmp_path / "cut"
+    assert load(cut / "last.pt")["best_epoch"] == 3 and load(cut / "best.pt")["epoch"] == 2  # the window
+
+    resumed = train_gru_with(*args, epochs=3, checkpoint_dir=cut, **settings)  # finished: trains nothing
+    assert resumed.history["epoch"].tolist() == [1, 2, 3]
+    assert load(cut / "best.pt")["epoch"] == 3
+    a, b = load(tmp_path / "full" / "best.pt")["model_state"], load(cut / "best.pt")["model_state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

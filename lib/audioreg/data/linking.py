@@ -61,6 +61,40 @@ def normalize_name(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+_FEAT = re.compile(r"\s*[\(\[]?\b(?:feat|ft|featuring)\b\.?\s+", re.IGNORECASE)
+
+
+def fold_name(text: str) -> str:
+    """:func:`normalize_name` with accents removed too (``"Beyoncé"`` and ``"Beyonce"`` give
+    one key), for telling whether two credits name the same artist or song."""
+    decomposed = unicodedata.normalize("NFKD", str(text))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return normalize_name(bare)
+
+
+def credited_artists(value) -> list[str]:
+    """Every artist a credit names, folded (:func:`fold_name`): ``;``-separated lists and
+    "feat." / "ft." / "featuring" credits split; ``"Guns N' Roses"`` = ``"Guns N Roses"``."""
+    if not isinstance(value, str):
+        return []
+    names = []
+    for part in value.split(";"):
+        for name in _FEAT.split(part):
+            key = fold_name(name.strip(" ()[]"))
+            if key:
+                names.append(key)
+    return names
+
+
+def song_key(artists, title) -> str | None:
+    """One key per song: the first credited artist and the title without its "(feat. ...)" part."""
+    names = credited_artists(artists)
+    if not names or not isinstance(title, str):
+        return None
+    bare_title = fold_name(_FEAT.split(title)[0])
+    return f"{names[0]} - {bare_title}" if bare_title else None
+
+
 def stem_key(text: str) -> str:
     """Matching key of a file stem: :func:`normalize_name` with dashes as spaces."""
     return " ".join(normalize_name(text).replace("-", " ").split())

@@ -1,30 +1,42 @@
 """Leakage-safe train/validation/test splits.
 
-Tracks are grouped so that one track_id, and (where an ``artists`` column exists)
-one artist, never appears on two sides. Multi-artist tracks ("A;B") join the
-groups of all their artists. Whole groups are then dealt to the three sides to
-approach the requested fractions of files.
+Tracks are grouped so that one track_id, one artist (every credited artist, normalized as
+the linker normalizes names, accents and "feat." credits included:
+:func:`audioreg.data.linking.credited_artists`), one audio file (its SHA-256, where the
+table has one) and one song (normalized first artist and title) never appear on two sides.
+Whole groups are then dealt to the three sides to approach the requested fractions of files.
 """
 
 from __future__ import annotations
 
-import unicodedata
-
 import numpy as np
 import pandas as pd
+
+from .linking import credited_artists, song_key
 
 SPLITS = ("train", "val", "test")
 
 
-def _artists(value) -> list[str]:
-    if not isinstance(value, str):
-        return []
-    value = unicodedata.normalize("NFC", value)
-    return [a.strip().casefold() for a in value.split(";") if a.strip()]
+def _keys(row: dict, artist_col: str | None) -> list[tuple[str, str]]:
+    """What may not sit on two sides: the track id, each artist, the audio content, the song."""
+    keys = [("track_id", str(row["track_id"]))]
+    if artist_col is not None and artist_col in row:
+        keys += [("artist", a) for a in credited_artists(row[artist_col])]
+        song = song_key(row[artist_col], row.get("track_name"))
+        if song:
+            keys.append(("song", song))
+    if isinstance(row.get("sha256"), str) and row["sha256"]:
+        keys.append(("audio", row["sha256"]))
+    return keys
+
+
+def _rows(df: pd.DataFrame, artist_col: str | None) -> list[dict]:
+    cols = [c for c in dict.fromkeys(("track_id", artist_col, "track_name", "sha256")) if c and c in df.columns]
+    return df[cols].to_dict(orient="records")
 
 
 def leakage_groups(df: pd.DataFrame, *, artist_col: str | None = "artists") -> np.ndarray:
-    """Connected components of tracks that share a track_id or an artist.
+    """Connected components of tracks that share a track_id, an artist, an audio file or a song.
 
     Returns
     -------
@@ -45,10 +57,8 @@ def leakage_groups(df: pd.DataFrame, *, artist_col: str | None = "artists") -> n
             parent[max(ri, rj)] = min(ri, rj)
 
     first_seen: dict[tuple[str, str], int] = {}
-    use_artist = artist_col is not None and artist_col in df.columns
-    for i, (tid, art) in enumerate(zip(df["track_id"], df[artist_col] if use_artist else [None] * n)):
-        keys = [("id", str(tid))] + [("artist", a) for a in _artists(art)]
-        for k in keys:
+    for i, row in enumerate(_rows(df, artist_col)):
+        for k in _keys(row, artist_col):
             if k in first_seen:
                 union(i, first_seen[k])
             else:
@@ -95,11 +105,10 @@ def group_split(
 
 
 def check_no_leakage(df: pd.DataFrame, *, split_col: str = "split", artist_col: str | None = "artists") -> None:
-    """Raise ``ValueError`` naming the first track_id or artist found on two sides."""
+    """Raise ``ValueError`` naming the first track_id, artist, audio file or song found on two sides."""
     sides: dict[tuple[str, str], str] = {}
-    use_artist = artist_col is not None and artist_col in df.columns
-    for tid, art, side in zip(df["track_id"], df[artist_col] if use_artist else [None] * len(df), df[split_col]):
-        for key in [("track_id", str(tid))] + [("artist", a) for a in _artists(art)]:
+    for row, side in zip(_rows(df, artist_col), df[split_col]):
+        for key in _keys(row, artist_col):
             seen = sides.setdefault(key, side)
             if seen != side:
                 raise ValueError(f"{key[0]} {key[1]!r} is in both {seen} and {side}")

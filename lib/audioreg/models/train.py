@@ -464,7 +464,9 @@ def _resume_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
     if not last_path.exists():
         return None
     try:
-        return _load(last_path)
+        checkpoint = _load(last_path)
+        _repair_best(checkpoint_dir, checkpoint)
+        return checkpoint
     except CheckpointError as exc:
         advice = f"delete {checkpoint_dir} or pass resume=False to start over"
         if not best_path.exists():
@@ -476,6 +478,26 @@ def _resume_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
         logger.warning("%s; resuming from %s (epoch %d)", exc, best_path, checkpoint["epoch"])
         _save_epoch(checkpoint_dir, checkpoint, is_best=False, source=best_path)
         return checkpoint
+
+
+def _repair_best(checkpoint_dir: Path, checkpoint: Mapping[str, Any]) -> None:
+    """Make ``best.pt`` the epoch ``last.pt`` names as best.
+
+    ``last.pt`` is written before ``best.pt``: a run killed between the two renames leaves a
+    ``last.pt`` whose own epoch is the best one and an older ``best.pt``. That ``last.pt`` is
+    then a byte-exact ``best.pt``; it is copied over, on every resume, finished runs included.
+    """
+    if checkpoint["best_epoch"] != checkpoint["epoch"]:
+        return
+    best_path = checkpoint_dir / "best.pt"
+    try:
+        stored = _load(best_path)["epoch"] if best_path.exists() else None
+    except CheckpointError:
+        stored = None
+    if stored != checkpoint["epoch"]:
+        logger.warning("%s holds epoch %s, but %s records epoch %d as the best: copied from last.pt",
+                       best_path, stored, checkpoint_dir / "last.pt", checkpoint["epoch"])
+        atomic.write_with(best_path, lambda tmp: shutil.copyfile(checkpoint_dir / "last.pt", tmp))
 
 
 def load_checkpoint(
@@ -526,7 +548,8 @@ def _save_epoch(
 ) -> None:
     """Write ``last.pt``, ``best.pt`` (when ``is_best``) and ``history.csv``, each atomically.
 
-    With ``source``, ``last.pt`` is a byte copy of that file (which holds ``state``).
+    With ``source``, ``last.pt`` is a byte copy of that file (which holds ``state``). A kill
+    between the renames of ``last.pt`` and ``best.pt`` is repaired on resume (:func:`_repair_best`).
     """
     last_path = checkpoint_dir / "last.pt"
     if source is None:
