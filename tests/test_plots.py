@@ -109,10 +109,11 @@ def test_heatmap_has_one_annotated_cell_per_model_and_target(table):
     ax = fig.axes[0]
     meshes = [c for c in ax.collections if isinstance(c, QuadMesh)]
     assert len(meshes) == 1
-    assert meshes[0].get_array().size == 3 * len(TARGETS)
-    assert len(ax.texts) == 3 * len(TARGETS)
+    continuous = list(metrics.CONTINUOUS_TARGETS)  # key and time signature are classes
+    assert meshes[0].get_array().size == 3 * len(continuous)
+    assert len(ax.texts) == 3 * len(continuous)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["mean baseline", "rf", "gru"]
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(TARGETS)
+    assert [t.get_text() for t in ax.get_xticklabels()] == continuous
     expected = f"{table.loc[('rf', 'tempo'), 'smse']:.2f}"
     assert expected in [t.get_text() for t in ax.texts]
     assert "lower is better" in ax.get_title()
@@ -304,4 +305,20 @@ def test_training_curves_without_histories_says_so():
     fig = plots.training_curves({})
     assert fig.get_gid() == "audioreg-training-curves"
     assert "05_gru did not run" in fig.texts[0].get_text()
+    plt.close(fig)
+
+
+def test_heatmap_shows_continuous_targets_on_a_scale_that_reaches_every_value(table):
+    import matplotlib.pyplot as plt
+
+    big = table.copy()
+    big.loc[("rf", "speechiness"), "smse"] = 3.7
+    fig = plots.mse_heatmap(big)
+    ax = fig.axes[0]
+    columns = [t.get_text() for t in ax.get_xticklabels()]
+    assert "key" not in columns and "time_signature" not in columns and "speechiness" in columns
+    mesh = next(c for c in ax.collections if isinstance(c, QuadMesh))
+    lo, hi = mesh.norm.vmin, mesh.norm.vmax
+    assert hi >= 3.7 and lo <= float(big["smse"].drop(index=["key", "time_signature"], level=1).min())
+    assert "training" in fig.axes[1].get_ylabel()
     plt.close(fig)

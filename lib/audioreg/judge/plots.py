@@ -66,7 +66,7 @@ _HEATMAP_STYLES = {
         1.0,
         0.0,
         2.0,
-        "sMSE = MSE / Var(y)\n(lower is better)",
+        "sMSE = MSE / training variance\n(lower is better)",
     ),
     "r2": (
         "RdBu",
@@ -78,8 +78,8 @@ _HEATMAP_STYLES = {
 }
 
 _HEATMAP_TITLES = {
-    "smse": "Standardized MSE per target (1.0 = mean baseline; lower is better)",
-    "r2": "R^2 per target (0 = mean baseline; higher is better)",
+    "smse": "Standardized MSE per continuous target (÷ the training part's variance; lower is better)",
+    "r2": "R^2 per continuous target (against the training part's variance; higher is better)",
 }
 
 
@@ -198,8 +198,10 @@ def _pivot(table: pd.DataFrame, value: str) -> pd.DataFrame:
 def mse_heatmap(table: pd.DataFrame, *, value: str = "smse", title: str | None = None) -> Figure:
     """Heatmap of standardized MSE: models (rows) x targets (columns), annotated.
 
-    The diverging colormap is centred on the mean baseline (sMSE = 1, white): blue beats it,
-    red is worse. Colours saturate at 0 and 2 (the annotations give the true numbers).
+    Continuous targets only (key and time signature are classes: see their accuracy). The
+    diverging colormap is centred on sMSE = 1 (white: the training part's spread around its
+    mean; the baseline's own row shows what predicting that mean scores on this part): blue
+    is lower, red higher. The scale reaches every value shown, so no colour saturates.
 
     Parameters
     ----------
@@ -223,11 +225,12 @@ def mse_heatmap(table: pd.DataFrame, *, value: str = "smse", title: str | None =
         raise ValueError(f"value must be one of {sorted(_HEATMAP_STYLES)}, got {value!r}")
     cmap, center, vmin, vmax, label = _HEATMAP_STYLES[value]
     data = _pivot(table, value)
-    above = bool((data > vmax).to_numpy().any())
-    below = bool((data < vmin).to_numpy().any())
-    extend = {(False, False): "neither", (True, False): "max", (False, True): "min"}.get(
-        (above, below), "both"
-    )
+    data = data[[t for t in data.columns if t not in metrics.CLASS_TARGETS]]
+    finite = data.to_numpy()[np.isfinite(data.to_numpy())]
+    if finite.size:  # every value inside the scale, symmetric around the centre
+        reach = max(vmax - center, center - vmin, float(np.max(np.abs(finite - center))))
+        vmin, vmax = center - reach, center + reach
+    extend = "neither"
 
     n_models, n_targets = data.shape
     fig = _figure("mse_heatmap", figsize=(2.5 + 0.85 * n_targets, max(3.4, 1.8 + 0.45 * n_models)))
