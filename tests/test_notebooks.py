@@ -77,6 +77,12 @@ def test_metrics_json_has_every_model_and_target(smoke):
     assert {d["verdict"] for d in data["differences"]} == {"too few groups"}
     gru = data["model_params"]["GRU"]
     assert gru["epochs_trained"] == 3 and 1 <= gru["best_epoch"] <= 3
+    # the best any model can reach on these rows: the labels without their noise
+    ceiling = data["noise_ceiling"]
+    assert set(ceiling) == set(TARGETS) and ceiling["tempo"] == 1.0 and ceiling["time_signature"] == 1.0
+    assert all(ceiling[t] < 1.0 for t in ("danceability", "energy", "valence"))
+    for model in ("random forest", "GRU"):
+        assert data["metrics"][model]["valence"]["r2"] <= ceiling["valence"] + 0.3
 
 
 def test_fewer_epochs_than_the_stored_model_stop_with_a_message_naming_epochs(smoke, tmp_path):

@@ -176,6 +176,35 @@ class Evaluation:
     verdict: str
     n_test: int
     n_val: int
+    noise_ceiling: dict | None = None
+    val_noise_ceiling: dict | None = None
+
+    def r2_with_ceiling(self) -> pd.DataFrame:
+        """R^2 of each model per continuous target, and the noise ceiling of these test rows."""
+        r2 = self.scores["r2"].unstack(level=1)
+        r2 = r2.reindex(index=list(dict.fromkeys(self.scores.index.get_level_values(0))),
+                        columns=list(metrics.CONTINUOUS_TARGETS))
+        if self.noise_ceiling:
+            r2.loc["noise ceiling (best possible)"] = [self.noise_ceiling.get(t) for t in r2.columns]
+        return r2
+
+
+def noise_ceiling(params, rows: pd.DataFrame, y_train: np.ndarray) -> dict | None:
+    """The best R^2 (and, for key and time signature, accuracy) any model can reach on ``rows``:
+    that of the labels without their noise, which the generated sample set writes beside its
+    metadata (``noise_free.csv``). None for data that has no such file (a user's own table)."""
+    from .synth.writer import NOISE_FREE
+
+    path = config(params).path("metadata_path").parent / NOISE_FREE
+    if not path.is_file():
+        return None
+    clean = pd.read_csv(path, dtype={"track_id": str}).set_index("track_id")
+    if not set(rows["track_id"]) <= set(clean.index):
+        return None
+    best = clean.loc[rows["track_id"], list(TARGETS)].to_numpy(dtype=np.float64)
+    table = metrics.per_target(targets(rows), best, y_train=y_train)
+    return {t: (float(table.loc[t, "accuracy"]) if t in metrics.CLASS_TARGETS else float(table.loc[t, "r2"]))
+            for t in TARGETS}
 
 
 def evaluate(params, table: pd.DataFrame) -> Evaluation:
@@ -192,13 +221,13 @@ def evaluate(params, table: pd.DataFrame) -> Evaluation:
         modes = {"mode_true": rows["mode"].to_numpy(), "mode_train": train["mode"].to_numpy()} if has_mode else {}
         scores = metrics.compare_models(targets(rows), preds, y_train=y_train, **modes)
         unc = uncertainty.bootstrap(targets(rows), preds, y_train=y_train, groups=leakage_groups(rows), **modes)
-        out[name] = (rows, preds, scores, unc)
-    (test, test_preds, scores, unc), (val, _, val_scores, val_unc) = out["test"], out["val"]
+        out[name] = (rows, preds, scores, unc, noise_ceiling(params, rows, y_train))
+    (test, test_preds, scores, unc, ceiling), (val, _, val_scores, val_unc, val_ceiling) = out["test"], out["val"]
     return Evaluation(scores=scores, summary=metrics.summarize(scores), uncertainty=unc, val_scores=val_scores,
                       val_summary=metrics.summarize(val_scores), val_uncertainty=val_unc,
                       predictions={k: v for k, v in test_preds.items() if k != metrics.BASELINE_NAME},
                       verdict=uncertainty.verdict_text(unc["differences"], n_groups=unc["n_groups"]), n_test=len(test),
-                      n_val=len(val))
+                      n_val=len(val), noise_ceiling=ceiling, val_noise_ceiling=val_ceiling)
 
 
 def write_run_metrics(params, evaluation: Evaluation) -> Path:

@@ -56,7 +56,11 @@ def metrics_document(run_id: str, evaluation, *, params: Mapping, model_params: 
             "bootstrap": {"groups": unc["n_groups"], "replicates": unc["n_boot"], "level": unc["level"],
                           "resamples": "the test part's split groups (artists)"},
             "caveat": metrics.raw_mse_caveat(ev.scores),
-            "val": {"n": ev.n_val, "metrics": _with_intervals(metrics.to_json_dict(ev.val_scores), val_unc["ci95"]),
+            "noise_ceiling": ev.noise_ceiling,
+            "noise_ceiling_note": "the best R^2 (accuracy for key and time_signature) any model can reach on these "
+                                  "test rows: that of the labels without their noise (sample set only; null for "
+                                  "data without noise_free.csv)",
+            "val": {"n": ev.n_val, "noise_ceiling": ev.val_noise_ceiling, "metrics": _with_intervals(metrics.to_json_dict(ev.val_scores), val_unc["ci95"]),
                     "summary": _summary_records(ev.val_summary, val_unc["summary_ci95"]),
                     "differences": _records(uncertainty.verdicts(val_unc["differences"], n_groups=val_unc["n_groups"]))},
             **extra, "params": dict(params), "model_params": dict(model_params)}

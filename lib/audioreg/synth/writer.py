@@ -1,6 +1,6 @@
 """The writer: plans the set (metadata, controls, file layout), renders and writes it.
 
-:func:`generate_sample_set` writes the audio files, ``synth.json`` and ``metadata.csv``;
+:func:`generate_sample_set` writes the audio files, ``synth.json``, ``noise_free.csv`` and ``metadata.csv``;
 :func:`sample_labels` gives the same metadata and labels without rendering. Every
 track is drawn with its own random streams ``np.random.default_rng([seed, i, k])``
 (see :func:`_plan`), so results do not depend on the worker count.
@@ -110,6 +110,8 @@ def _plan(*, n: int, seed: int, label_noise: float, seconds: float) -> list[dict
         controls["channels"] = int(chans[i])
         controls["meter"] = int(meters[i])
         labels = labels_from_controls(controls, rng=np.random.default_rng([seed, i, 1]), label_noise=label_noise)
+        # the labels without their noise (a private stream: the set's own draws are unchanged)
+        noise_free = labels_from_controls(controls, rng=np.random.default_rng(0), label_noise=0.0)
         name_rng = np.random.default_rng([seed, i, 3])
         title, title_nfd = _track_name(i, name_rng)
         artist = names[a]
@@ -139,12 +141,18 @@ def _plan(*, n: int, seed: int, label_noise: float, seconds: float) -> list[dict
             "track_genre": genre_of(controls),
             "path": f"audio/{track_id}.{ext}",
             "_controls": controls,
+            "_noise_free": {k: noise_free[k] for k in TARGETS},
             "_sr": int(rates[i]),
             "_ext": ext,
             "_index": i,
             "_artist_index": a,
         })
     return rows
+
+
+#: The labels without their noise, one row per track (loudness: the measured label itself),
+#: beside ``metadata.csv``: what the best possible model would predict (the noise ceiling).
+NOISE_FREE = "noise_free.csv"
 
 
 def _metadata_frame(rows: list[dict]) -> pd.DataFrame:
@@ -221,7 +229,8 @@ def generate_sample_set(
 
     Writes ``out_dir/audio/<track_id>.<wav|flac|ogg>`` (formats dealt in
     :data:`FORMAT_CYCLE` proportions, sample rates :data:`SAMPLE_RATES` and mono/stereo
-    in equal shares, each list shuffled), ``out_dir/synth.json`` (``synth_version``,
+    in equal shares, each list shuffled), ``out_dir/noise_free.csv`` (each track's labels
+    without their noise), ``out_dir/synth.json`` (``synth_version``,
     ``n``, ``seconds``, ``seed``, ``label_noise``: what determines the content) and
     last ``out_dir/metadata.csv``, each atomically (temp name, then rename). The same
     arguments give the same labels and the same decoded audio samples, whatever
@@ -281,6 +290,8 @@ def generate_sample_set(
     stamp = {"synth_version": SYNTH_VERSION, "n": int(n), "seconds": float(seconds), "seed": int(seed),
              "label_noise": float(label_noise)}
     atomic.write_text(out / "synth.json", json.dumps(stamp, indent=2) + "\n")
+    clean = pd.DataFrame([{"track_id": r["track_id"], **r["_noise_free"], "loudness": r["loudness"]} for r in rows])
+    atomic.write_text(out / NOISE_FREE, clean.to_csv(index=False, lineterminator="\n"))
     atomic.write_text(out / "metadata.csv", df.to_csv(index=False, lineterminator="\n"))
     log.info("wrote %d tracks to %s", n, out)
     return df
