@@ -85,3 +85,29 @@ def test_groups_join_spellings_of_one_artist_one_audio_file_and_one_song():
     assert len(set(leakage_groups(song.assign(artists=["Artist A", "Someone;Artist A"])))) == 1
     with pytest.raises(ValueError, match=r"audio 'same' is in both"):
         check_no_leakage(same_audio.assign(split=["train", "test"]))
+
+
+def test_rare_classes_and_non_zero_masses_are_spread_over_the_parts():
+    """A rare time signature and a rare speech mass, one track per artist: dealt with their
+    strata the parts' shares follow the whole's far better than dealt by file counts alone."""
+    rng = np.random.default_rng(5)
+    n = 300
+    df = pd.DataFrame({"track_id": [f"t{i}" for i in range(n)], "artists": [f"a{i // 2}" for i in range(n)],
+                       "time_signature": rng.choice([4, 4, 4, 4, 4, 4, 4, 4, 3, 7], n),
+                       "speechiness": np.where(rng.random(n) < 0.06, 0.8, 0.05)})
+    from audioreg.data.split import label_summary
+
+    errors = {}
+    for name, table_ in (("strata", df), ("files only", df[["track_id", "artists"]])):
+        err = []
+        for seed in range(8):
+            summary = label_summary(df.assign(split=group_split(table_, random_state=seed)))
+            shares = summary.loc[[i for i in summary.index if i.startswith("share")]]
+            err.append(float(shares[["val", "test"]].sub(shares["all"], axis=0).abs().to_numpy().mean()))
+        errors[name] = np.mean(err)
+    assert errors["strata"] < 0.6 * errors["files only"], errors
+    s = group_split(df, random_state=0)
+    assert s.value_counts(normalize=True)["test"] == pytest.approx(0.15, abs=0.03)
+    summary = label_summary(df.assign(split=s))
+    assert list(summary.columns) == ["train", "val", "test", "all"]
+    assert summary.loc["share speechiness > 0.33", "all"] == pytest.approx((df["speechiness"] > 0.33).mean())

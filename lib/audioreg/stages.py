@@ -30,7 +30,7 @@ from .targets import TARGETS
 log = logging.getLogger(__name__)
 
 INGEST_VERSION = "2"
-SPLIT_VERSION = "1"
+SPLIT_VERSION = "2"  # 2: groups join normalized artists, audio and songs; strata balanced
 
 class MissingArtifactError(FileNotFoundError):
     """An earlier stage's output is missing; the message says which command makes it."""

@@ -16,6 +16,47 @@ from .linking import credited_artists, song_key
 
 SPLITS = ("train", "val", "test")
 
+#: Zero-inflated targets and the threshold Spotify documents for their non-zero mass: speech
+#: above 0.33, a live recording above 0.8, instrumental above 0.5.
+PRESENCE = {"speechiness": 0.33, "liveness": 0.8, "instrumentalness": 0.5}
+#: Weight of the strata against the file counts when groups are dealt.
+STRATA_WEIGHT = 0.5
+
+
+def strata(df: pd.DataFrame) -> pd.DataFrame:
+    """Indicator columns the split balances as far as whole groups allow: each key + mode
+    class, each time signature, and the non-zero mass of the zero-inflated targets
+    (:data:`PRESENCE`). Columns the table lacks (or rows with a missing label) add nothing."""
+    out = {}
+    if "key" in df.columns:
+        key = pd.to_numeric(df["key"], errors="coerce")
+        mode = pd.to_numeric(df["mode"], errors="coerce") if "mode" in df.columns else pd.Series(0, index=df.index)
+        for k, m in sorted({(int(a), int(b)) for a, b in zip(key, mode) if a == a and b == b}):
+            out[f"key {k} mode {m}"] = ((key == k) & (mode == m)).to_numpy()
+    if "time_signature" in df.columns:
+        ts = pd.to_numeric(df["time_signature"], errors="coerce")
+        for v in sorted(set(ts.dropna().astype(int))):
+            out[f"time_signature {v}"] = (ts == v).to_numpy()
+    for target, threshold in PRESENCE.items():
+        if target in df.columns:
+            out[f"{target} > {threshold}"] = (pd.to_numeric(df[target], errors="coerce") > threshold).to_numpy()
+    return pd.DataFrame(out, index=df.index).astype(np.float64)
+
+
+def label_summary(df: pd.DataFrame, *, split_col: str = "split") -> pd.DataFrame:
+    """Each part's label distribution beside the whole's: the mean of every target column and
+    the share of each stratum (:func:`strata`), one column per part and ``all``."""
+    from audioreg.targets import TARGETS
+
+    cols = [t for t in TARGETS if t in df.columns]
+    parts = [s for s in SPLITS if s in set(df[split_col])]
+    means = pd.concat({**{s: df.loc[df[split_col] == s, cols].mean() for s in parts}, "all": df[cols].mean()}, axis=1)
+    st = strata(df)
+    shares = pd.concat({**{s: st[df[split_col] == s].mean() for s in parts}, "all": st.mean()}, axis=1)
+    means.index = [f"mean {c}" for c in means.index]
+    shares.index = [f"share {c}" for c in shares.index]
+    return pd.concat([means, shares])
+
 
 def _keys(row: dict, artist_col: str | None) -> list[tuple[str, str]]:
     """What may not sit on two sides: the track id, each artist, the audio content, the song."""
@@ -79,7 +120,10 @@ def group_split(
     """Assign each row to "train", "val" or "test" without leakage.
 
     Groups (see :func:`leakage_groups`) are shuffled with ``random_state`` and dealt,
-    largest first, to whichever side is furthest below its target share of files.
+    largest first, to the side that needs them most: furthest below its target share of
+    files, and (weighted by :data:`STRATA_WEIGHT`) of the rare classes and non-zero masses
+    the group holds (:func:`strata`), so each part's label distribution follows the whole's
+    as far as whole groups allow.
 
     Returns
     -------
@@ -94,13 +138,27 @@ def group_split(
     ids, sizes = np.unique(groups, return_counts=True)
     order = rng.permutation(len(ids))
     order = order[np.argsort(-sizes[order], kind="stable")]  # big groups first, random among equals
+    st = strata(df).to_numpy()
+    totals = st.sum(axis=0)
+    per_group = np.zeros((len(ids), st.shape[1]))
+    np.add.at(per_group, np.searchsorted(ids, groups), st)
     counts = dict.fromkeys(SPLITS, 0)
+    held = {s: np.zeros(st.shape[1]) for s in SPLITS}
     side_of_group = {}
     for g in order:
-        deficit = {s: fractions[s] * n - counts[s] for s in SPLITS if fractions[s] > 0}
+        def need(s):
+            files = fractions[s] * n - counts[s]
+            if not st.shape[1]:
+                return files
+            # the group's share of each stratum it holds, times how far side s is below its
+            # share of that stratum, in files (a stratum of N tracks counts n / N per track)
+            wanted = (fractions[s] * totals - held[s]) * np.divide(n, totals, out=np.zeros_like(totals), where=totals > 0)
+            return files + STRATA_WEIGHT * float(per_group[g] @ wanted) / sizes[g]
+        deficit = {s: need(s) for s in SPLITS if fractions[s] > 0}
         side = max(deficit, key=lambda s: (deficit[s], -SPLITS.index(s)))
         side_of_group[ids[g]] = side
         counts[side] += sizes[g]
+        held[side] += per_group[g]
     return pd.Series([side_of_group[g] for g in groups], index=df.index, name="split")
 
 
