@@ -114,3 +114,25 @@ def test_resolve_workers():
 
     assert resolve_workers(1) == 1 and resolve_workers(3) == 3
     assert resolve_workers(0) == (os.cpu_count() or 1) == resolve_workers(-1)
+
+
+def test_models_see_the_loudness_of_the_original_channels(params):
+    """The loudness label is measured on the file as written; the frame features see its mono
+    downmix. Ingest measures every file's loudness over its original channels (the label's own
+    measurement), and both models get it as an input."""
+    sp = stages.split(params)
+    table = sp.table
+    np.testing.assert_allclose(table["lufs"], table["loudness"], atol=1e-9)  # the sample set's label: this meter
+    stereo = table[table["channels"] == 2].iloc[0]
+    from audioreg.data.audio import load_audio
+    from audioreg.data.loudness import integrated_loudness
+
+    y, sr = load_audio(stereo["path"], sr=int(stereo["sample_rate"]))
+    assert stereo["lufs"] - integrated_loudness(y, sr=sr) > 2.0  # the downmix reads quieter
+    X = stages.song_features(table)
+    assert X.shape == (len(table), 93) and stages.song_feature_names()[-1] == ("lufs", "track", 0)
+    np.testing.assert_array_equal(X[:, -1], table["lufs"])
+    seqs = stages.model_sequences(table)
+    assert len(seqs) == len(table) and seqs[0].shape[1] == 47
+    np.testing.assert_array_equal(seqs[0][:, :46], stages.sequences(table)[0])
+    assert (seqs[0][:, 46] == np.float32(table["lufs"].iloc[0])).all()

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,9 @@ from .targets import TARGETS
 
 log = logging.getLogger(__name__)
 
-INGEST_VERSION = "2"
+#: The loudness recorded for digital silence: BS.1770's absolute gate.
+SILENT_LUFS = -70.0
+INGEST_VERSION = "3"  # 3: each file's integrated loudness (lufs)
 SPLIT_VERSION = "2"  # 2: groups join normalized artists, audio and songs; strata balanced
 
 class MissingArtifactError(FileNotFoundError):
@@ -174,9 +177,14 @@ def ingest(params) -> IngestResult:
         except audio.AudioDecodeError as exc:
             problems.append(pd.DataFrame([{"row": r["row"], "track_id": r["track_id"], "path": link["path"], "stage": "probe", "reason": str(exc)}]))
             continue
+        try:
+            lufs = audio.measure_loudness(link["path"])
+        except audio.AudioDecodeError as exc:
+            problems.append(pd.DataFrame([{"row": r["row"], "track_id": r["track_id"], "path": link["path"], "stage": "loudness", "reason": str(exc)}]))
+            continue
         rec = {"track_id": r["track_id"], "path": str(Path(link["path"]).resolve()), "sha256": audio.file_sha256(link["path"]),
                "duration_s": info["duration_s"], "sample_rate": info["sample_rate"], "channels": info["channels"],
-               "link": link["link"], "row": r["row"]}
+               "lufs": max(lufs, SILENT_LUFS), "link": link["link"], "row": r["row"]}
         for col in ("artists", "album_name", "track_name", "track_genre", "mode"):
             if col in df.columns:
                 rec[col] = r[col]
@@ -365,6 +373,49 @@ def targets(table: pd.DataFrame) -> np.ndarray:
 def sequences(table: pd.DataFrame) -> list[np.ndarray]:
     """Memory-mapped ``[t, 46]`` feature matrices, in table order (nothing is read yet)."""
     return [np.load(p, mmap_mode="r") for p in table["file"]]
+
+
+#: Track-level model inputs beside the frame features: the file's integrated loudness over its
+#: original channels (``lufs``, measured at ingest), which the mono frame features cannot see.
+TRACK_FEATURES = ("lufs",)
+
+
+def song_features(table: pd.DataFrame) -> np.ndarray:
+    """The forest's inputs: per-song statistics of the frame features
+    (:func:`audioreg.models.aggregate`) and the :data:`TRACK_FEATURES`, ``[n, 92 + 1]``."""
+    from .models.forest import aggregate
+
+    return np.hstack([aggregate(sequences(table)), table[list(TRACK_FEATURES)].to_numpy(dtype=np.float64)])
+
+
+def song_feature_names() -> list[tuple[str, str, int]]:
+    """Names of :func:`song_features`' columns: ``(feature, statistic, index)``."""
+    from .models.forest import aggregate_names
+
+    return aggregate_names(frames.feature_names()) + [(name, "track", 0) for name in TRACK_FEATURES]
+
+
+class TrackSequences(Sequence):
+    """The GRU's inputs: each track's ``[t, 46]`` frames with its :data:`TRACK_FEATURES`
+    appended to every frame, ``[t, 47]``, read from its memmap when indexed."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self._frames = sequences(table)
+        self._track = table[list(TRACK_FEATURES)].to_numpy(dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        x = np.asarray(self._frames[i], dtype=np.float32)
+        return np.hstack([x, np.broadcast_to(self._track[i], (x.shape[0], self._track.shape[1]))])
+
+
+def model_sequences(table: pd.DataFrame) -> TrackSequences:
+    """Frame sequences with the track-level features, as the GRU reads them."""
+    return TrackSequences(table)
 
 
 def part(table: pd.DataFrame, name: str | tuple[str, ...]) -> pd.DataFrame:

@@ -238,6 +238,49 @@ def _ogg_truncated(fh) -> bool:
     return base + end > size or not tail[i + 5] & 0x04
 
 
+def measure_loudness(path: str | os.PathLike) -> float:
+    """Integrated loudness (dB LUFS, ITU-R BS.1770) of a file's original channels at its own
+    sample rate, decoded block by block (:class:`audioreg.data.loudness.LoudnessMeter`).
+
+    This is what Spotify's ``loudness`` reports, and what the features cannot see: they
+    are computed on the mono downmix, which for a stereo file with the same content in
+    both channels reads about 3 dB quieter. ``-inf`` for digital silence.
+
+    Raises
+    ------
+    AudioDecodeError
+        naming the file, when it cannot be opened or decoded, or holds no frames.
+    """
+    import soundfile as sf
+
+    from .loudness import LoudnessMeter
+
+    path = _existing_file(path)
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise AudioDecodeError(f"{path}: cannot open the file ({exc.strerror or _short(exc)})") from exc
+    with fh:
+        try:
+            f = sf.SoundFile(fh)
+        except Exception as exc:
+            data, sr = _load_audioread(path, max_duration=None, original=exc)
+            meter = LoudnessMeter(sr=sr, channels=data.shape[1])
+            meter.update(data.T)
+        else:
+            with f:
+                meter = LoudnessMeter(sr=f.samplerate, channels=f.channels)
+                block = int(DECODE_BLOCK_S * f.samplerate)
+                try:
+                    while len(data := f.read(frames=block, dtype="float64", always_2d=True)):
+                        meter.update(data.T)
+                except Exception as exc:
+                    raise AudioDecodeError(f"{path}: decoding failed after {meter.n_samples} frames ({_short(exc)})") from exc
+    if meter.n_samples == 0:
+        raise AudioDecodeError(f"{path}: no audio frames (the stream is empty, truncated or corrupt)")
+    return meter.integrated()
+
+
 def _load_audioread(path: Path, *, max_duration: float | None, original: Exception):
     try:
         import audioread

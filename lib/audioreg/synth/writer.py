@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from .. import atomic
-from ..data.loudness import integrated_loudness
 from ..targets import METADATA_COLUMNS, TARGETS
 from .controls import METER_WEIGHTS, METERS, artist_style, genre_of, sample_controls
 from .labels import labels_from_controls
@@ -195,16 +194,12 @@ def _write_audio(path: Path, y: np.ndarray, *, sr: int, ext: str) -> None:
 
 
 def measure_loudness(path: str | os.PathLike) -> float:
-    """Integrated loudness (dB LUFS, ITU-R BS.1770) of a decoded audio file.
+    """Integrated loudness (dB LUFS, ITU-R BS.1770) of a written file: the pipeline's own
+    measurement (:func:`audioreg.data.audio.measure_loudness`, original channels), so the
+    label is what any user's file would be measured as."""
+    from audioreg.data.audio import measure_loudness as measure
 
-    The file is decoded with ``soundfile.read(path)`` (float64) and measured with
-    :func:`audioreg.data.loudness.integrated_loudness`, which gives ``pyloudnorm.Meter(sr).integrated_loudness``'s
-    value (to within 0.001 dB) about 3 times faster.
-    """
-    import soundfile as sf
-
-    data, sr = sf.read(str(path), dtype="float64", always_2d=True)
-    return integrated_loudness(data.T, sr=sr)
+    return measure(path)
 
 
 def _render_one(job: tuple) -> float:
