@@ -86,6 +86,20 @@ def test_metrics_json_has_every_model_and_target(smoke):
         assert data["metrics"][model]["valence"]["r2"] <= ceiling["valence"] + 0.3
 
 
+def test_scores_equal_the_golden_file(smoke):
+    """The smoke chain's scores, rounded to 4 decimals, against ``tests/golden/smoke_metrics.json``
+    (regenerated only by ``python tests/golden/regenerate.py``, reviewed like code)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("regenerate", REPO / "tests/golden/regenerate.py")
+    golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(golden)
+    work, result = smoke
+    got = golden.golden_view(json.loads((result.report_dir / "metrics.json").read_text()))
+    want = json.loads(golden.GOLDEN.read_text())
+    assert got == want
+
+
 def test_fewer_epochs_than_the_stored_model_stop_with_a_message_naming_epochs(smoke, tmp_path):
     work, _ = smoke
     with pytest.raises(runner.RunError, match=r"05_gru failed: ValueError: .*holds a run of 3 epochs and this run "
