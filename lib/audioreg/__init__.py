@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 #: (targets, params, paths, repro, device, atomic); data; synth; features; models;
 #: judge; then stages, store, bench, runner and cli.
 _SUBMODULES = (
-    "atomic", "bench", "cli", "data", "device", "features", "judge", "models", "params", "paths", "repro",
+    "atomic", "bench", "cli", "data", "device", "evaluate", "features", "judge", "models", "params", "paths", "repro",
     "runner", "stages", "store", "synth", "targets",
 )
 

@@ -46,9 +46,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--file", action="append", default=[], metavar="YAML")
     p.add_argument("-p", "--param", action="append", nargs=2, metavar=("KEY", "VALUE"))
 
+    v = sub.add_parser("evaluate", help="score the expert (DSP) tempo and key estimators on annotated audio")
+    v.add_argument("annotations", metavar="ANNOTATIONS.csv",
+                   help="columns: path (relative to the table; '+' joins stems) and any of bpm, key, mode, time_signature")
+    v.add_argument("--out", default="reports/evaluate", metavar="DIR", help="where evaluation.json and evaluation.html go")
+    v.add_argument("--profile", default="krumhansl", choices=("krumhansl", "temperley"), help="key profile")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)  # the runner logs one line per notebook
+
+    if args.command == "evaluate":
+        from . import evaluate as ev
+
+        result = ev.evaluate(ev.read_annotations(args.annotations), profile=args.profile, progress=not args.no_progress)
+        js, page = ev.write(result, args.out, source=str(args.annotations))
+        for attr, s in result.scores.items():
+            print(f"{attr} (n={s['n']}): " + "; ".join(f"{m} {v}" for m, v in s.items() if m not in ("n", "n_with_mode")))
+        for f in result.failures.to_dict(orient="records"):
+            print(f"unreadable: {f['path']}: {f['reason']}", file=sys.stderr)
+        print(f"wrote {js} and {page}")
+        return 0
 
     if args.command == "synth":
         from .synth import generate_sample_set
