@@ -75,3 +75,23 @@ def test_evaluate_on_real_annotated_music(shared_data, tmp_path):
     # 4 keys (two of them 2-second fixtures) cannot rank the key estimator; they are scored and reported
     assert 0.0 <= key["dsp"]["mirex"] <= 1.0 and "mirex" in key["baseline C major"]
     assert doc["scores"]["time_signature"]["dsp"] is None  # no DSP meter estimator: the baseline alone
+    # the beat tracker misses 4 of 9 tempi: 3 by an octave (the audit lists them), madmom's 87.5 read as 117.5
+    octaves = [a for a in doc["audit"] if a["attribute"] == "tempo"]
+    assert len(octaves) == sum(1 for e in doc["estimates"] if e["bpm"] and abs(e["est_tempo"] - e["bpm"]) > 0.04 * e["bpm"]) - 1
+    assert {a["relation"] for a in octaves} <= {"label = expert x2", "label = expert x1/2"}
+
+
+def test_the_audit_names_octave_and_related_key_disagreements():
+    est = pd.DataFrame([
+        {"row": 2, "path": "a", "bpm": 170.0, "est_tempo": 85.2, "key": None, "mode": None, "est_key": 0, "est_mode": 1},
+        {"row": 3, "path": "b", "bpm": 60.0, "est_tempo": 180.5, "key": None, "mode": None, "est_key": 0, "est_mode": 1},
+        {"row": 4, "path": "c", "bpm": 120.0, "est_tempo": 121.0, "key": 0.0, "mode": 1.0, "est_key": 9, "est_mode": 0},
+        {"row": 5, "path": "d", "bpm": 100.0, "est_tempo": 130.0, "key": 2.0, "mode": 1.0, "est_key": 9, "est_mode": 1},
+        {"row": 6, "path": "e", "bpm": float("nan"), "est_tempo": 99.0, "key": 5.0, "mode": 0.0, "est_key": 5, "est_mode": 1},
+        {"row": 7, "path": "f", "bpm": float("nan"), "est_tempo": 99.0, "key": 4.0, "mode": 1.0, "est_key": 6, "est_mode": 1},
+    ])
+    got = ev.audit(est)
+    assert got[["row", "attribute", "relation"]].values.tolist() == [
+        [2, "tempo", "label = expert x2"], [3, "tempo", "label = expert x1/3"], [4, "key", "relative"],
+        [5, "key", "fifth"], [6, "key", "parallel"]]
+    assert got.loc[got["row"] == 4, "label"].item() == "C major" and got.loc[got["row"] == 4, "expert"].item() == "A minor"

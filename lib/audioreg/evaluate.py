@@ -7,6 +7,9 @@ file is decoded once; its tempo and key are estimated (:mod:`audioreg.features.e
 and scored as the field scores them, each beside a constant baseline: tempo Acc1/Acc2
 against 120 BPM, key by the MIREX weighted score, tonic and key+mode accuracy against
 C major, meter accuracy against 4/4 (no DSP meter estimator yet, so the baseline alone).
+The label audit (:func:`audit`) lists the rows whose label is off from the expert by an
+octave factor or a related key: public Spotify-derived labels are wrong on a real share of
+tracks in exactly these ways, and so are the experts; the audit says where to listen.
 """
 
 from __future__ import annotations
@@ -94,6 +97,53 @@ class Evaluation:
     scores: dict              # per attribute: n, dsp and baseline scores
     failures: pd.DataFrame    # rows whose audio could not be read, and why
 
+    @property
+    def audit(self) -> pd.DataFrame:
+        """The label audit of these estimates (:func:`audit`)."""
+        return audit(self.estimates)
+
+
+#: Tempo factors a label audit names: the label is the expert's tempo times one of these.
+AUDIT_FACTORS = {2.0: "x2", 0.5: "x1/2", 3.0: "x3", 1.0 / 3.0: "x1/3"}
+
+
+def _key_relation(ref_key: int, ref_mode: int | None, key: int, mode: int) -> str | None:
+    """How a key estimate relates to a label it misses: fifth, relative or parallel (else None)."""
+    if ref_mode is None:
+        return "fifth" if (key - ref_key) % 12 in (5, 7) else None
+    if mode == ref_mode and (key - ref_key) % 12 in (5, 7):
+        return "fifth"
+    if mode != ref_mode and (key - ref_key) % 12 == (9 if ref_mode == 1 else 3):
+        return "relative"
+    if mode != ref_mode and key == ref_key:
+        return "parallel"
+    return None
+
+
+def audit(estimates: pd.DataFrame, *, tol: float = 0.04) -> pd.DataFrame:
+    """Rows whose label disagrees with the expert in a way labels often are wrong: a tempo off
+    by an octave factor (the label is the expert's tempo x2, x1/2, x3 or x1/3, within ``tol``,
+    and not the expert's tempo itself), or a key a fifth, the relative or the parallel key
+    away. Columns: row, path, attribute, label, expert, relation."""
+    out = []
+    for _, r in estimates.iterrows():
+        bpm, est = r.get("bpm"), r.get("est_tempo")
+        if bpm == bpm and bpm and est and abs(bpm - est) > tol * bpm:
+            for f, name in AUDIT_FACTORS.items():
+                if abs(bpm - f * est) <= tol * f * est:
+                    out.append({"row": r["row"], "path": r["path"], "attribute": "tempo", "label": float(bpm),
+                                "expert": float(est), "relation": f"label = expert {name}"})
+                    break
+        key = r.get("key")
+        if key is not None and key == key and (int(key) != int(r["est_key"]) or (r.get("mode") == r.get("mode") and r.get("mode") is not None and int(r["mode"]) != int(r["est_mode"]))):
+            ref_mode = None if r.get("mode") is None or r.get("mode") != r.get("mode") else int(r["mode"])
+            relation = _key_relation(int(key), ref_mode, int(r["est_key"]), int(r["est_mode"]))
+            if relation:
+                out.append({"row": r["row"], "path": r["path"], "attribute": "key",
+                            "label": metrics.key_names([key], [ref_mode if ref_mode is not None else 1])[0],
+                            "expert": metrics.key_names([r["est_key"]], [r["est_mode"]])[0], "relation": relation})
+    return pd.DataFrame(out, columns=["row", "path", "attribute", "label", "expert", "relation"])
+
 
 def evaluate(annotations: pd.DataFrame, *, profile: str = "krumhansl", progress: bool = False) -> Evaluation:
     """Estimate tempo and key for every row and score them beside the constant baselines."""
@@ -152,7 +202,8 @@ def write(result: Evaluation, out_dir: str | os.PathLike, *, source: str = "") -
     out.mkdir(parents=True, exist_ok=True)
     doc = {"annotations": source, "baselines": BASELINE, "scores": result.scores,
            "estimates": json.loads(result.estimates.to_json(orient="records")),
-           "failures": result.failures.to_dict(orient="records")}
+           "failures": result.failures.to_dict(orient="records"),
+           "audit": result.audit.to_dict(orient="records")}
     js = atomic.write_json(out / "evaluation.json", doc)
     rows = []
     for attr, s in result.scores.items():
@@ -167,7 +218,12 @@ def write(result: Evaluation, out_dir: str | os.PathLike, *, source: str = "") -
             "<p>Each score beside its constant baseline (120 BPM, C major, 4/4). Acc1: within 4 %; Acc2: also at "
             "x2, x3, x1/2, x1/3. MIREX: 1 same key, 0.5 fifth, 0.3 relative, 0.2 parallel.</p>"
             "<table border='1'><tr><th>attribute</th><th>model</th><th>n</th><th>scores</th></tr>" + "".join(rows)
-            + "</table>" + (f"<h2>Unreadable ({len(result.failures)})</h2><ul>" + "".join(
+            + "</table>" + (f"<h2>Label audit ({len(result.audit)})</h2><p>Labels off by an octave factor or a "
+                            "related key from the expert: often the label is wrong.</p><ul>" + "".join(
+                f"<li>row {a['row']} {html.escape(str(a['path']))}: {a['attribute']} label {html.escape(str(a['label']))}, "
+                f"expert {html.escape(str(a['expert']))} ({html.escape(a['relation'])})</li>"
+                for a in result.audit.to_dict(orient="records")) + "</ul>" if len(result.audit) else "")
+            + (f"<h2>Unreadable ({len(result.failures)})</h2><ul>" + "".join(
                 f"<li>{html.escape(str(f['path']))}: {html.escape(str(f['reason']))}</li>"
                 for f in result.failures.to_dict(orient="records")) + "</ul>" if len(result.failures) else "")
             + "</body></html>")
