@@ -39,9 +39,13 @@ BASELINE = {"tempo": 120.0, "key": 0, "mode": 1, "time_signature": 4}
 _PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
+def _blank(text) -> bool:
+    return text is None or (isinstance(text, float) and math.isnan(text)) or str(text).strip() == ""
+
+
 def parse_key(text) -> tuple[int, int | None] | None:
     """``"F# minor"`` -> (6, 0); ``"Bb major"`` -> (10, 1); ``"7"`` -> (7, None); empty -> None."""
-    if text is None or (isinstance(text, float) and math.isnan(text)) or str(text).strip() == "":
+    if _blank(text):
         return None
     s = str(text).strip()
     if re.fullmatch(r"-?\d+(\.0)?", s):
@@ -57,7 +61,7 @@ def parse_key(text) -> tuple[int, int | None] | None:
 
 
 def parse_meter(text) -> int | None:
-    if text is None or (isinstance(text, float) and math.isnan(text)) or str(text).strip() == "":
+    if _blank(text):
         return None
     return int(str(text).split("/")[0])
 
@@ -135,7 +139,7 @@ def audit(estimates: pd.DataFrame, *, tol: float = 0.04) -> pd.DataFrame:
                                 "expert": float(est), "relation": f"label = expert {name}"})
                     break
         key = r.get("key")
-        if key is not None and key == key and (int(key) != int(r["est_key"]) or (r.get("mode") == r.get("mode") and r.get("mode") is not None and int(r["mode"]) != int(r["est_mode"]))):
+        if key is not None and key == key:  # a matching key relates to nothing: _key_relation gives None
             ref_mode = None if r.get("mode") is None or r.get("mode") != r.get("mode") else int(r["mode"])
             relation = _key_relation(int(key), ref_mode, int(r["est_key"]), int(r["est_mode"]))
             if relation:

@@ -36,6 +36,16 @@ def _existing_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def _open_binary(path: str | os.PathLike):
+    """``(path, open binary file)`` of an existing, non-empty file, or an :class:`AudioDecodeError`
+    naming why it cannot be opened (permissions...)."""
+    path = _existing_file(path)
+    try:
+        return path, open(path, "rb")
+    except OSError as exc:
+        raise AudioDecodeError(f"{path}: cannot open the file ({exc.strerror or _short(exc)})") from exc
+
+
 def probe_audio(path: str | os.PathLike) -> dict:
     """Duration, sample rate and channel count of an audio file without decoding it.
 
@@ -106,11 +116,7 @@ def load_audio(
     import soundfile as sf
     import soxr
 
-    path = _existing_file(path)
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise AudioDecodeError(f"{path}: cannot open the file ({exc.strerror or _short(exc)})") from exc
+    path, fh = _open_binary(path)
     with fh:
         if mono:
             try:
@@ -255,11 +261,7 @@ def measure_loudness(path: str | os.PathLike) -> float:
 
     from .loudness import LoudnessMeter
 
-    path = _existing_file(path)
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise AudioDecodeError(f"{path}: cannot open the file ({exc.strerror or _short(exc)})") from exc
+    path, fh = _open_binary(path)
     with fh:
         try:
             f = sf.SoundFile(fh)

@@ -35,23 +35,28 @@ def _summary_records(summary: pd.DataFrame, summary_ci95: Mapping) -> list[dict]
     return records
 
 
+def _part_block(scores: pd.DataFrame, summary: pd.DataFrame, unc: Mapping) -> dict:
+    """One evaluated part's metrics with their intervals, summary and judged differences."""
+    from . import uncertainty
+
+    return {"metrics": _with_intervals(metrics.to_json_dict(scores), unc["ci95"]),
+            "summary": _summary_records(summary, unc["summary_ci95"]),
+            "differences": _records(uncertainty.verdicts(unc["differences"], n_groups=unc["n_groups"]))}
+
+
 def metrics_document(run_id: str, evaluation, *, params: Mapping, model_params: Mapping, **extra) -> dict:
     """What ``metrics.json`` holds: every model x target metric on the test part with its 95 %
     interval (``ci95`` beside the values), the summary over the continuous targets with its
     interval, the paired differences with their verdicts, the verdict in words, the caveat on
     raw MSE, the same on the validation part (``val``, where choices are made), and the
     merged parameters of the run and of each model."""
-    from . import uncertainty
-
     ev = evaluation
-    unc, val_unc = ev.uncertainty, ev.val_uncertainty
+    unc = ev.uncertainty
     return {"run_id": run_id,
             "denominator": "smse and r2 divide by the training part's variance of each target; averages cover "
                            "the continuous targets only (key and time_signature are scored as classes)",
             "n_test": ev.n_test,
-            "metrics": _with_intervals(metrics.to_json_dict(ev.scores), unc["ci95"]),
-            "summary": _summary_records(ev.summary, unc["summary_ci95"]),
-            "differences": _records(uncertainty.verdicts(unc["differences"], n_groups=unc["n_groups"])),
+            **_part_block(ev.scores, ev.summary, unc),
             "verdict": ev.verdict,
             "bootstrap": {"groups": unc["n_groups"], "replicates": unc["n_boot"], "level": unc["level"],
                           "resamples": "the test part's split groups (artists)"},
@@ -60,9 +65,8 @@ def metrics_document(run_id: str, evaluation, *, params: Mapping, model_params: 
             "noise_ceiling_note": "the best R^2 (accuracy for key and time_signature) any model can reach on these "
                                   "test rows: that of the labels without their noise (sample set only; null for "
                                   "data without noise_free.csv)",
-            "val": {"n": ev.n_val, "noise_ceiling": ev.val_noise_ceiling, "metrics": _with_intervals(metrics.to_json_dict(ev.val_scores), val_unc["ci95"]),
-                    "summary": _summary_records(ev.val_summary, val_unc["summary_ci95"]),
-                    "differences": _records(uncertainty.verdicts(val_unc["differences"], n_groups=val_unc["n_groups"]))},
+            "val": {"n": ev.n_val, "noise_ceiling": ev.val_noise_ceiling,
+                    **_part_block(ev.val_scores, ev.val_summary, ev.val_uncertainty)},
             **extra, "params": dict(params), "model_params": dict(model_params)}
 
 
