@@ -168,7 +168,7 @@ def train_gru_with(train_x, train_y, val_x, val_y, *, checkpoint_dir, params=Non
     """:func:`audioreg.models.train.train_gru` with the configs that :class:`GRURegressor` settings make."""
     from audioreg.models import GRURegressor, train
 
-    net, config = GRURegressor(**settings).configs(n_features=int(train_x[0].shape[1]),
-                                                   n_outputs=int(np.asarray(train_y).shape[1]))
+    est = GRURegressor(**settings)
+    net, config = est.configs(n_features=int(train_x[0].shape[1]))
     return train.train_gru(train_x, train_y, val_x, val_y, net=net, config=config, checkpoint_dir=checkpoint_dir,
-                           params=params, device=device, resume=resume)
+                           coding=est.coding(), params=params, device=device, resume=resume)

@@ -244,6 +244,8 @@ def test_gru_output_shape_and_config():
         "num_layers": 3,
         "dropout": 0.3,
         "layer_norm": True,
+        "heads": (11,),
+        "per_target_heads": False,
     }
     assert len(net.gru.all_weights) == 3 and net.gru.hidden_size == 16
     assert isinstance(network.GRUNet(net_config(layer_norm=False)).norm, torch.nn.Identity)

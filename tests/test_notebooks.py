@@ -58,7 +58,7 @@ def test_executed_notebooks_have_the_injected_parameters(smoke):
 def test_metrics_json_has_every_model_and_target(smoke):
     work, result = smoke
     data = json.loads((result.report_dir / "metrics.json").read_text())
-    assert set(data["metrics"]) == {"mean baseline", "random forest", "GRU"}
+    assert set(data["metrics"]) == {"mean baseline", "random forest", "GRU", "dsp"}
     for model in data["metrics"].values():
         assert set(model) == set(TARGETS)
     assert data["params"]["hidden_size"] == 32 and data["params"]["run_id"] == "smoke"
@@ -295,7 +295,7 @@ def normalized_text(path: Path, root: Path) -> str:
 def test_same_metrics_and_predictions(two_runs):
     a, b = two_runs
     metrics = [json.loads(normalized_text(r / "runs" / RUN_ID / "metrics.json", r)) for r in two_runs]
-    assert set(metrics[0]["metrics"]) == {"mean baseline", "random forest", "GRU"}
+    assert set(metrics[0]["metrics"]) == {"mean baseline", "random forest", "GRU", "dsp"}
     assert metrics[0]["metrics"] == metrics[1]["metrics"]  # exact float equality, every target
     assert metrics[0]["summary"] == metrics[1]["summary"]
     assert metrics[0] == metrics[1]  # and everything else: parameters, best epoch, ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audioreg import runner, store
+from audioreg import runner, stages, store
 from audioreg.models import ForestRegressor, GRURegressor
 from audioreg.params import load_yaml
 from conftest import REPO
@@ -27,7 +27,7 @@ def test_a_forest_fit_is_saved_once_and_reused_by_any_run_with_the_same_settings
     params = {"root": str(tmp_path), "run_id": "one"}
     first = store.fit_model(params, ForestRegressor(n_iter=2, cv=2, n_jobs=1, param_distributions=GRID), X, Y,
                             data_key="k1")
-    folder = store.model_dir(params, first, data_key="k1")
+    folder = store.model_dir(params, first, data_key="k1", inputs=store.input_signature(X))
     assert folder.parent == tmp_path / "data" / "models" and folder.name.startswith("rf-")
     assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.joblib"]
 
@@ -51,7 +51,7 @@ def test_a_forest_folder_without_its_meta_is_fitted_again(tmp_path):
     X, Y = data(1)
     params = {"root": str(tmp_path)}
     est = ForestRegressor(n_iter=1, cv=2, n_jobs=1, param_distributions=GRID)
-    folder = store.model_dir(params, est, data_key="k")
+    folder = store.model_dir(params, est, data_key="k", inputs=store.input_signature(X))
     folder.mkdir(parents=True)
     (folder / "model.joblib").write_bytes(b"torn")  # a copy cut short, never marked complete
     fitted = store.fit_model(params, est, X, Y, data_key="k")
@@ -62,12 +62,12 @@ def test_a_forest_folder_without_its_meta_is_fitted_again(tmp_path):
 def test_a_gru_fit_resumes_from_the_store_and_a_finished_one_trains_nothing(tmp_path, caplog):
     rng = np.random.default_rng(2)
     seqs = [rng.normal(size=(int(rng.integers(8, 20)), 5)).astype(np.float32) for _ in range(12)]
-    Y = rng.normal(size=(12, 3))
+    Y = rng.normal(size=(12, 11))
     settings = {"hidden_size": 4, "num_layers": 1, "batch_size": 4, "frame_pool": 2, "device": "cpu", "epochs": 2}
     params = {"root": str(tmp_path), "run_id": "one"}
     first = store.fit_model(params, GRURegressor(**settings), seqs[:9], Y[:9], data_key="k",
                             eval_set=(seqs[9:], Y[9:]))
-    folder = store.model_dir(params, first, data_key="k")
+    folder = store.model_dir(params, first, data_key="k", inputs=store.input_signature(seqs))
     assert first.best_checkpoint_ == folder / "best.pt" and folder.name.startswith("gru-")
     stamp = (folder / "last.pt").stat().st_mtime_ns
     with caplog.at_level("INFO", logger="audioreg.models.train"):
@@ -103,7 +103,11 @@ def test_other_model_settings_never_share_a_model_folder(tmp_path, notebook, cls
     params = {**load_yaml(REPO / "params/base.yaml"), "root": str(tmp_path)}
 
     def folder(p, data_key="splitkey"):
-        return store.model_dir(p, estimator.from_params(p), data_key=data_key)
+        # the expert inputs are a choice of inputs, not a setting: they reach the key through the
+        # inputs' signature, as the notebooks' inputs (stages.model_sequences / song_features) give it
+        experts = p["expert_inputs" if notebook == "05_gru" else "rf_expert_inputs"]
+        inputs = ["lufs", *stages.expert_columns()] if experts else ["lufs"]
+        return store.model_dir(p, estimator.from_params(p), data_key=data_key, inputs=inputs)
 
     same = folder(params)
     assert same.parent == tmp_path / "data" / "models"

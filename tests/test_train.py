@@ -386,7 +386,7 @@ def test_gru_estimator_holds_out_validation_tracks_without_an_eval_set(tmp_path)
 def test_gru_estimator_from_run_parameters():
     est = GRURegressor.from_params({"seed": 7, "lr": 0.01, "hidden_size": 32, "rf_cv": 5, "metadata_path": "x"})
     assert est.get_params()["random_state"] == 7 and est.lr == 0.01 and est.hidden_size == 32
-    net, config = est.configs(n_features=46, n_outputs=11)
+    net, config = est.configs(n_features=46)
     assert (net.hidden_size, net.n_features, config.lr, config.random_state) == (32, 46, 0.01, 7)
 
 

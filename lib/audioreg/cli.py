@@ -1,4 +1,4 @@
-"""The ``audioreg`` command: ``synth``, ``extract``, ``run`` and ``params``."""
+"""The ``audioreg`` command: ``synth``, ``extract``, ``run``, ``params``, ``evaluate`` and ``predict``."""
 
 from __future__ import annotations
 
@@ -53,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--profile", default="krumhansl", choices=("krumhansl", "temperley"), help="key profile")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    q = sub.add_parser("predict", help="Spotify's audio attributes of audio files, by a run's model or the experts")
+    q.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    q.add_argument("--run", default=None, metavar="runs/<run_id>", help="the run whose trained model predicts (rf, gru)")
+    q.add_argument("--model", default="gru", choices=("rf", "gru", "dsp"),
+                   help="rf or gru: the run's trained model, with 90 %% intervals; dsp: the expert estimators (no run needed)")
+    q.add_argument("--out", default="predictions.csv", metavar="CSV",
+                   help="where the predictions go; unreadable files go to <stem>.failures.csv beside it")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)  # the runner logs one line per notebook
@@ -69,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {js} and {page}")
         return 0
 
+    if args.command == "predict":
+        return _predict(args)
     if args.command == "synth":
         from .synth import generate_sample_set
 
@@ -114,6 +124,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"run {result.run_id}: executed notebooks in {result.run_dir}")
     print(f"report: {result.index}")
+    return 0
+
+
+def _predict(args) -> int:
+    from . import atomic
+    from . import predict as pr
+
+    try:
+        predictor = pr.load(args.run, args.model)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"audioreg: error: {exc}", file=sys.stderr)
+        return 2
+    df, failures = pr.predict(args.paths, predictor, progress=not args.no_progress)
+    atomic.write_csv(args.out, df)
+    atomic.write_csv(pr.failures_path(args.out), failures)
+    for f in failures.to_dict(orient="records"):
+        print(f"unreadable: {f['path']}: {f['reason']}", file=sys.stderr)
+    if predictor.calibration is not None and len(predictor.calibration):
+        cal = predictor.calibration
+        print(f"90 % intervals: split-conformal, calibrated on {int(cal['n_val'].min())}-{int(cal['n_val'].max())} "
+              f"validation tracks; coverage measured on the run's test part: "
+              + ", ".join(f"{t} {r.test_coverage:.0%} (n={int(r.n_test)})" for t, r in cal.iterrows()))
+    print(f"wrote {len(df)} predictions to {args.out}; {len(failures)} unreadable, listed in {pr.failures_path(args.out)}")
     return 0
 
 

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 #: The loudness recorded for digital silence: BS.1770's absolute gate.
 SILENT_LUFS = -70.0
 INGEST_VERSION = "3"  # 3: each file's integrated loudness (lufs)
-SPLIT_VERSION = "2"  # 2: groups join normalized artists, audio and songs; strata balanced
+SPLIT_VERSION = "3"  # 3: the expert estimates (dsp_*) joined; 2: groups join artists, audio and songs
+EXPERTS_VERSION = "1"
 
 class MissingArtifactError(FileNotFoundError):
     """An earlier stage's output is missing; the message says which command makes it."""
@@ -323,6 +324,48 @@ def extract_folder(
     return res
 
 
+# ------------------------------------------------------------ 02: expert estimates
+@dataclass
+class ExpertsResult:
+    out_dir: Path
+    table: pd.DataFrame  # track_id and dsp_<estimate> per track whose estimates succeeded
+    failures: pd.DataFrame
+    key: str
+
+
+def experts(params) -> ExpertsResult:
+    """The expert estimates of every manifest track (:func:`audioreg.features.experts.estimate_all`:
+    beat-tracker tempo, key and mode by key profile, the 24 key correlations), cached in
+    ``data/experts/experts-<key>/`` (``experts.csv``, ``failures.csv``) by the tracks' hashes."""
+    from .features import experts as ex
+
+    cfg = config(params)
+    ing = ingest(cfg)
+    key = digest({"v": EXPERTS_VERSION, "tracks": sorted(zip(ing.manifest["track_id"], ing.manifest["sha256"]))
+                  if len(ing.manifest) else [], "sr": frames.SR})
+    out = cfg.data_dir / "experts" / f"experts-{key}"
+    if (out / "meta.json").is_file():
+        return ExpertsResult(out, pd.read_csv(out / "experts.csv", dtype={"track_id": str}),
+                             pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key)
+    table, failures = extract.experts_many(ing.manifest[["track_id", "path"]] if len(ing.manifest) else
+                                           pd.DataFrame(columns=["track_id", "path"]),
+                                           workers=int(cfg["workers"]), timeout_s=float(cfg["file_timeout_s"]),
+                                           progress=bool(cfg["progress"]))
+    columns = ["track_id"] + [f"dsp_{c}" for c in ex.ESTIMATES + ex.FEATURES]
+    table = table.rename(columns={c: f"dsp_{c}" for c in table.columns if c != "track_id"}).reindex(columns=columns)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_csv(out / "experts.csv", table)
+    atomic.write_csv(out / "failures.csv", failures)
+    atomic.write_json(out / "meta.json", {"key": key, "n_tracks": len(table), "n_failures": len(failures)})
+    return ExpertsResult(out, table, failures, key)
+
+
+def experts_summary(res: ExpertsResult) -> str:
+    """One Markdown paragraph on the expert estimates."""
+    return (f"Expert estimates (beat-tracker tempo, key profile) of **{len(res.table)}** tracks, "
+            f"**{len(res.failures)}** failures. Folder: `{res.out_dir}`")
+
+
 # --------------------------------------------------------------------- 03: split
 @dataclass
 class SplitResult:
@@ -339,7 +382,8 @@ def split(params) -> SplitResult:
     """
     cfg = config(params)
     feats = features(cfg)
-    key = digest({"v": SPLIT_VERSION, "features": feats.key, "val": cfg["val_fraction"],
+    dsp = experts(cfg)
+    key = digest({"v": SPLIT_VERSION, "features": feats.key, "experts": dsp.key, "val": cfg["val_fraction"],
                   "test": cfg["test_fraction"], "seed": int(cfg["seed"])})
     path = cfg.data_dir / "splits" / f"split-{key}.csv"
     if path.is_file():
@@ -348,6 +392,7 @@ def split(params) -> SplitResult:
     if len(table) < 3:
         raise ValueError(f"only {len(table)} tracks have features; at least 3 are needed to split (see {feats.out_dir / 'failures.csv'})")
     table["file"] = [str(feats.out_dir / f) for f in table["file"]]
+    table = table.merge(dsp.table, on="track_id", how="left")  # a track the experts failed on keeps NaN
     table.insert(1, "split", group_split(table, val_fraction=float(cfg["val_fraction"]),
                                          test_fraction=float(cfg["test_fraction"]), random_state=int(cfg["seed"])))
     check_no_leakage(table)
@@ -370,6 +415,13 @@ def targets(table: pd.DataFrame) -> np.ndarray:
     return table[list(TARGETS)].to_numpy(dtype=np.float64)
 
 
+def labels(table: pd.DataFrame) -> np.ndarray:
+    """``[n, 12]``: the 11 targets and the mode (1 major, 0 minor; NaN where the table has none),
+    as the target-aware GRU trains on them."""
+    mode = table["mode"].to_numpy(dtype=np.float64) if "mode" in table.columns else np.full(len(table), np.nan)
+    return np.column_stack([targets(table), mode])
+
+
 def sequences(table: pd.DataFrame) -> list[np.ndarray]:
     """Memory-mapped ``[t, 46]`` feature matrices, in table order (nothing is read yet)."""
     return [np.load(p, mmap_mode="r") for p in table["file"]]
@@ -380,28 +432,52 @@ def sequences(table: pd.DataFrame) -> list[np.ndarray]:
 TRACK_FEATURES = ("lufs",)
 
 
-def song_features(table: pd.DataFrame) -> np.ndarray:
+def expert_columns() -> tuple[str, ...]:
+    """The split table's expert columns a model may take as inputs (``dsp_log2_tempo``, ``dsp_key_r0..23``)."""
+    from .features.experts import FEATURES
+
+    return tuple(f"dsp_{name}" for name in FEATURES)
+
+
+def track_inputs(table: pd.DataFrame, *, experts: bool = False) -> pd.DataFrame:
+    """The track-level inputs: :data:`TRACK_FEATURES`, and with ``experts`` the
+    :func:`expert_columns` (a track the experts failed on gets 120 BPM and zero key correlations)."""
+    from .features.experts import NO_BEAT_BPM
+
+    cols = list(TRACK_FEATURES) + (list(expert_columns()) if experts else [])
+    out = table.reindex(columns=cols).astype(np.float64)
+    if experts:
+        out = out.fillna({"dsp_log2_tempo": float(np.log2(NO_BEAT_BPM))}).fillna(0.0)
+    return out
+
+
+def song_features(table: pd.DataFrame, *, experts: bool = False) -> np.ndarray:
     """The forest's inputs: per-song statistics of the frame features
-    (:func:`audioreg.models.aggregate`) and the :data:`TRACK_FEATURES`, ``[n, 92 + 1]``."""
+    (:func:`audioreg.models.aggregate`) and the :func:`track_inputs`, ``[n, 92 + 1 (+ 25)]``."""
     from .models.forest import aggregate
 
-    return np.hstack([aggregate(sequences(table)), table[list(TRACK_FEATURES)].to_numpy(dtype=np.float64)])
+    return np.hstack([aggregate(sequences(table)), track_inputs(table, experts=experts).to_numpy()])
 
 
-def song_feature_names() -> list[tuple[str, str, int]]:
+def song_feature_names(*, experts: bool = False) -> list[tuple[str, str, int]]:
     """Names of :func:`song_features`' columns: ``(feature, statistic, index)``."""
     from .models.forest import aggregate_names
 
-    return aggregate_names(frames.feature_names()) + [(name, "track", 0) for name in TRACK_FEATURES]
+    extra = list(TRACK_FEATURES) + (list(expert_columns()) if experts else [])
+    return aggregate_names(frames.feature_names()) + [(name, "track", 0) for name in extra]
 
 
 class TrackSequences(Sequence):
-    """The GRU's inputs: each track's ``[t, 46]`` frames with its :data:`TRACK_FEATURES`
-    appended to every frame, ``[t, 47]``, read from its memmap when indexed."""
+    """The GRU's inputs: each track's ``[t, 46]`` frames with its :func:`track_inputs`
+    appended to every frame (``[t, 47]``, or ``[t, 72]`` with ``experts``), read from its
+    memmap when indexed (or from ``arrays``, frames already in memory, one per row).
+    ``columns`` names the appended columns."""
 
-    def __init__(self, table: pd.DataFrame) -> None:
-        self._frames = sequences(table)
-        self._track = table[list(TRACK_FEATURES)].to_numpy(dtype=np.float32)
+    def __init__(self, table: pd.DataFrame, *, experts: bool = False, arrays: Sequence[np.ndarray] | None = None) -> None:
+        self._frames = sequences(table) if arrays is None else list(arrays)
+        inputs = track_inputs(table, experts=experts)
+        self.columns = list(inputs.columns)
+        self._track = inputs.to_numpy(dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -413,9 +489,28 @@ class TrackSequences(Sequence):
         return np.hstack([x, np.broadcast_to(self._track[i], (x.shape[0], self._track.shape[1]))])
 
 
-def model_sequences(table: pd.DataFrame) -> TrackSequences:
+def model_sequences(table: pd.DataFrame, *, experts: bool = False) -> TrackSequences:
     """Frame sequences with the track-level features, as the GRU reads them."""
-    return TrackSequences(table)
+    return TrackSequences(table, experts=experts)
+
+
+def dsp_predictions(table: pd.DataFrame, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The "dsp" model's ``[n, 11]`` predictions and ``[n]`` modes: the beat tracker's tempo,
+    the key profile's key and mode, the integrated loudness (``lufs``) as loudness; every
+    other target (and a track whose estimate failed or found no key) the training part's
+    mean, or majority for time_signature, key and mode: the baseline's answer."""
+    from .judge.metrics import mean_baseline
+
+    pred = mean_baseline(y_train, len(table))
+    col = {t: j for j, t in enumerate(TARGETS)}
+    tempo = table.get("dsp_tempo", pd.Series(np.nan, index=table.index)).to_numpy(dtype=np.float64)
+    pred[:, col["tempo"]] = np.where(tempo > 0, tempo, pred[:, col["tempo"]])
+    key = table.get("dsp_key", pd.Series(np.nan, index=table.index)).to_numpy(dtype=np.float64)
+    found = np.isfinite(key) & (key >= 0)
+    pred[:, col["key"]] = np.where(found, key, pred[:, col["key"]])
+    pred[:, col["loudness"]] = table["lufs"].to_numpy(dtype=np.float64)
+    mode_dsp = table.get("dsp_mode", pd.Series(np.nan, index=table.index)).to_numpy(dtype=np.float64)
+    return pred, np.where(found, mode_dsp, np.nan)
 
 
 def part(table: pd.DataFrame, name: str | tuple[str, ...]) -> pd.DataFrame:

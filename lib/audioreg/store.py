@@ -23,16 +23,18 @@ from .targets import TARGETS
 log = logging.getLogger(__name__)
 
 #: Where each model's predictions go under ``runs/<run_id>/``.
-MODEL_DIRS = {"random forest": "rf", "GRU": "gru"}
+MODEL_DIRS = {"random forest": "rf", "GRU": "gru", "dsp": "dsp"}
 #: Short names of the estimator classes, for their folders under ``data/models/``.
 MODEL_KINDS = {"ForestRegressor": "rf", "GRURegressor": "gru"}
 
 
-def save_predictions(params, model: str, table: pd.DataFrame, pred: np.ndarray, *, extra: dict | None = None) -> Path:
+def save_predictions(params, model: str, table: pd.DataFrame, pred: np.ndarray, *, mode=None,
+                     extra: dict | None = None) -> Path:
     """Write a model's predictions for ``table``'s rows to ``runs/<run_id>/<model>/``.
 
     ``predictions.csv`` holds track_id, split, and ``true_<target>`` / ``pred_<target>``
-    per target; ``params.json`` the merged parameters (plus ``extra``).
+    per target, and ``pred_mode`` for a model that predicts the mode (``mode``);
+    ``params.json`` the merged parameters (plus ``extra``).
     """
     cfg = config(params)
     out = cfg.run_dir / MODEL_DIRS.get(model, model)
@@ -44,6 +46,8 @@ def save_predictions(params, model: str, table: pd.DataFrame, pred: np.ndarray, 
     for j, t in enumerate(TARGETS):
         df[f"true_{t}"] = table[t].to_numpy(dtype=np.float64)
         df[f"pred_{t}"] = pred[:, j]
+    if mode is not None:
+        df["pred_mode"] = np.asarray(mode, dtype=np.float64)
     atomic.write_csv(out / "predictions.csv", df)
     atomic.write_json(out / "params.json", {"model": model, "params": cfg.params, **(extra or {})})
     return out / "predictions.csv"
@@ -77,15 +81,25 @@ def model_settings(model) -> dict:
     return {k: v for k, v in model.get_params(deep=False).items() if k not in run_only}
 
 
-def model_dir(params, model, *, data_key: str) -> Path:
+def input_signature(X) -> list | None:
+    """What names a model's inputs beyond the data key: the appended columns of frame sequences
+    (:class:`audioreg.stages.TrackSequences`), or a matrix's width; None for anything else."""
+    if hasattr(X, "columns"):
+        return [str(c) for c in X.columns]
+    shape = getattr(X, "shape", None)
+    return [int(shape[1])] if shape is not None and len(shape) == 2 else None
+
+
+def model_dir(params, model, *, data_key: str, inputs: list | None = None) -> Path:
     """``data/models/<kind>-<key>/``: one fit, keyed by the model's class and settings
-    (:func:`model_settings`, hashed whole), the data's key (the split's) and scikit-learn's
-    version; so any run with the same settings and data reuses it."""
+    (:func:`model_settings`, hashed whole), the data's key (the split's), the inputs'
+    :func:`input_signature` (with or without the expert inputs) and scikit-learn's version;
+    so any run with the same settings and data reuses it."""
     import sklearn
 
     kind = MODEL_KINDS.get(type(model).__name__, type(model).__name__.lower())
     key = digest({"model": f"{type(model).__module__}.{type(model).__name__}", "settings": model_settings(model),
-                  "data": data_key, "sklearn": sklearn.__version__})
+                  "data": data_key, "sklearn": sklearn.__version__, **({"inputs": inputs} if inputs else {})})
     return config(params).data_dir / "models" / f"{kind}-{key}"
 
 
@@ -99,10 +113,16 @@ def fit_model(params, model, X, y, *, data_key: str, **fit_params):
     import joblib
 
     cfg = config(params)
-    out = model_dir(cfg, model, data_key=data_key)
+    out = model_dir(cfg, model, data_key=data_key, inputs=input_signature(X))
     out.mkdir(parents=True, exist_ok=True)
     meta = {"model": type(model).__name__, "settings": model_settings(model), "data": data_key,
             "params": cfg.params}
+    kind = MODEL_KINDS.get(type(model).__name__, type(model).__name__.lower())
+    (cfg.run_dir / kind).mkdir(parents=True, exist_ok=True)  # where `audioreg predict --run` finds the fit
+    from .features.frames import FEATURE_VERSION
+
+    atomic.write_json(cfg.run_dir / kind / "model.json", {"model": type(model).__name__, "model_dir": str(out),
+                                                          "inputs": input_signature(X), "feature_version": FEATURE_VERSION})
     if "checkpoint_dir" in model.get_params(deep=False):
         model.set_params(checkpoint_dir=str(out))
         if not (out / "meta.json").is_file():
@@ -124,6 +144,17 @@ def aligned_predictions(params, table: pd.DataFrame) -> dict[str, np.ndarray]:
 
     Raises if a model's saved rows differ from ``table`` (it was trained on another split).
     """
+    return {model: prediction_matrix(df) for model, df in aligned_frames(params, table).items()}
+
+
+def aligned_modes(params, table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The modes predicted for ``table``'s rows by each saved model that predicts one."""
+    return {model: df["pred_mode"].to_numpy(dtype=np.float64)
+            for model, df in aligned_frames(params, table).items() if "pred_mode" in df.columns}
+
+
+def aligned_frames(params, table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each saved model's predictions frame for exactly ``table``'s rows, in its order."""
     out = {}
     wanted = set(table["split"])
     for model, df in load_predictions(params, split_name=None).items():
@@ -135,8 +166,21 @@ def aligned_predictions(params, table: pd.DataFrame) -> dict[str, np.ndarray]:
                 f"({len(missing)} of {len(table)} {'/'.join(sorted(wanted))} tracks missing); re-run its notebook "
                 "with these parameters"
             )
-        out[model] = prediction_matrix(by_id.loc[table["track_id"]])
+        out[model] = by_id.loc[table["track_id"]].reset_index()
     return out
+
+
+def save_dsp(params, table: pd.DataFrame) -> Path:
+    """The "dsp" model's predictions (:func:`audioreg.stages.dsp_predictions`) for the validation
+    and test rows of split ``table``, saved like a trained model's."""
+    from .stages import dsp_predictions
+
+    rows = part(table, ("val", "test"))
+    pred, mode = dsp_predictions(rows, targets(part(table, "train")))
+    return save_predictions(params, "dsp", rows, pred, mode=mode,
+                            extra={"estimates": "tempo: librosa beat tracker; key and mode: Krumhansl-Kessler "
+                                                "profiles on a CQT chroma; loudness: BS.1770 integrated loudness; "
+                                                "other targets: the training mean or majority"})
 
 
 def save_history(params, history: pd.DataFrame) -> Path:
@@ -207,18 +251,38 @@ def noise_ceiling(params, rows: pd.DataFrame, y_train: np.ndarray) -> dict | Non
             for t in TARGETS}
 
 
-def evaluate(params, table: pd.DataFrame) -> Evaluation:
-    """Score the run's saved predictions on the test and validation parts of split ``table``."""
+def _compared(params, rows: pd.DataFrame, compare_runs) -> tuple[dict, dict]:
+    """This run's saved predictions and modes for ``rows``, then those of the trained models of
+    each run in ``compare_runs`` (named ``"<model> [<run_id>]"``; they must hold the same rows)."""
+    preds, modes = aligned_predictions(params, rows), aligned_modes(params, rows)
+    for run_id in compare_runs:
+        other = {**config(params).params, "run_id": run_id}
+        for model, df in aligned_frames(other, rows).items():
+            if model == "dsp":  # the experts do not depend on the run
+                continue
+            preds[f"{model} [{run_id}]"] = prediction_matrix(df)
+            if "pred_mode" in df.columns:
+                modes[f"{model} [{run_id}]"] = df["pred_mode"].to_numpy(dtype=np.float64)
+    return preds, modes
+
+
+def evaluate(params, table: pd.DataFrame, *, compare_runs=()) -> Evaluation:
+    """Score the run's saved predictions on the test and validation parts of split ``table``,
+    beside the trained models of the runs named in ``compare_runs`` (run ids on the same data
+    and split: plain against target-aware, say), every pair with its paired interval."""
     from .data.split import leakage_groups
 
     train = part(table, "train")
     y_train = targets(train)
     has_mode = "mode" in table.columns and table["mode"].notna().all()
+    compare_runs = [r for r in (compare_runs.split(",") if isinstance(compare_runs, str) else compare_runs) if r]
     out = {}
     for name in ("test", "val"):
         rows = part(table, name)
-        preds = {metrics.BASELINE_NAME: metrics.mean_baseline(y_train, len(rows)), **aligned_predictions(params, rows)}
-        modes = {"mode_true": rows["mode"].to_numpy(), "mode_train": train["mode"].to_numpy()} if has_mode else {}
+        saved, saved_modes = _compared(params, rows, compare_runs)
+        preds = {metrics.BASELINE_NAME: metrics.mean_baseline(y_train, len(rows)), **saved}
+        modes = {"mode_true": rows["mode"].to_numpy(), "mode_train": train["mode"].to_numpy(),
+                 "mode_preds": saved_modes} if has_mode else {}
         scores = metrics.compare_models(targets(rows), preds, y_train=y_train, **modes)
         unc = uncertainty.bootstrap(targets(rows), preds, y_train=y_train, groups=leakage_groups(rows), **modes)
         out[name] = (rows, preds, scores, unc, noise_ceiling(params, rows, y_train))
@@ -228,6 +292,17 @@ def evaluate(params, table: pd.DataFrame) -> Evaluation:
                       predictions={k: v for k, v in test_preds.items() if k != metrics.BASELINE_NAME},
                       verdict=uncertainty.verdict_text(unc["differences"], n_groups=unc["n_groups"]), n_test=len(test),
                       n_val=len(val), noise_ceiling=ceiling, val_noise_ceiling=val_ceiling)
+
+
+def conformal(params) -> dict[str, pd.DataFrame]:
+    """Each saved model's split-conformal intervals (:func:`audioreg.judge.uncertainty.conformal_table`):
+    half-widths calibrated on its validation predictions, coverage measured on its test predictions."""
+    out = {}
+    for model, df in load_predictions(params, split_name=None).items():
+        val, test = df[df["split"] == "val"], df[df["split"] == "test"]
+        out[model] = uncertainty.conformal_table(prediction_matrix(val, "true_"), prediction_matrix(val),
+                                                 prediction_matrix(test, "true_"), prediction_matrix(test))
+    return out
 
 
 def write_run_metrics(params, evaluation: Evaluation) -> Path:
@@ -243,6 +318,18 @@ def write_run_metrics(params, evaluation: Evaluation) -> Path:
         p = cfg.run_dir / sub / "params.json"
         if p.is_file():
             model_params[model] = json.loads(p.read_text(encoding="utf-8"))
-    atomic.write_json(path, report.metrics_document(cfg["run_id"], evaluation, params=run_params,
-                                                    model_params=model_params))
+    document = report.metrics_document(cfg["run_id"], evaluation, params=run_params, model_params=model_params)
+    document["conformal"] = {"level": uncertainty.CONFORMAL_LEVEL,
+                             "note": "half_width calibrated on the validation part (log2 units for tempo); "
+                                     "coverage measured on the test part",
+                             "models": {m: json.loads(t.to_json(orient="index")) for m, t in conformal(cfg).items()}}
+    atomic.write_json(path, document)
     return path
+
+
+def conformal_summary(params) -> pd.DataFrame:
+    """:func:`conformal` as one table (model x target), at a reader's precision."""
+    tables = conformal(params)
+    if not tables:
+        return pd.DataFrame()
+    return pd.concat(tables, names=["model", "target"]).round(3)

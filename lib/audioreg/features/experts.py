@@ -20,8 +20,8 @@ KEY_PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 
-def key_from_chroma(chroma: np.ndarray, *, profile: str = "krumhansl") -> tuple[int, int, float]:
-    """Key and mode by key-profile correlation (Krumhansl-Schmuckler).
+def key_correlations(chroma: np.ndarray, *, profile: str = "krumhansl") -> np.ndarray:
+    """Pearson correlation of a chroma with each of the 24 rotated key profiles.
 
     Parameters
     ----------
@@ -31,12 +31,10 @@ def key_from_chroma(chroma: np.ndarray, *, profile: str = "krumhansl") -> tuple[
 
     Returns
     -------
-    key : int
-        Tonic pitch class, 0 = C (Spotify's encoding).
-    mode : int
-        1 major, 0 minor.
-    r : float
-        Pearson correlation of the chroma with the winning rotated profile, in [-1, 1].
+    r : np.ndarray [shape=(24,)]
+        ``r[k]``: the major key with tonic ``k`` (C = 0); ``r[12 + k]``: the minor key. Rotating
+        the chroma by ``s`` semitones rotates each half by ``s``: the models' key-rotation
+        augmentation relies on it.
     """
     c = np.asarray(chroma, dtype=np.float64)
     if c.ndim == 2:
@@ -45,14 +43,26 @@ def key_from_chroma(chroma: np.ndarray, *, profile: str = "krumhansl") -> tuple[
         raise ValueError(f"expected a finite 12-bin chroma, got shape {c.shape}")
     if np.ptp(c) == 0:
         raise ValueError("the chroma is flat (silence or noise): no key to estimate")
-    major, minor = (np.asarray(p, dtype=np.float64) for p in KEY_PROFILES[profile])
-    best = (-2.0, 0, 1)
-    for mode, base in ((1, major), (0, minor)):
-        for key in range(12):
-            r = float(np.corrcoef(c, np.roll(base, key))[0, 1])
-            if r > best[0]:
-                best = (r, key, mode)
-    return best[1], best[2], best[0]
+    c = (c - c.mean()) / np.linalg.norm(c - c.mean())
+    out = np.empty(24)
+    for half, base in enumerate(KEY_PROFILES[profile]):  # major first
+        base = np.asarray(base, dtype=np.float64)
+        rolled = np.stack([np.roll(base, k) for k in range(12)])
+        rolled = rolled - rolled.mean(axis=1, keepdims=True)
+        out[12 * half : 12 * half + 12] = rolled @ c / np.linalg.norm(rolled, axis=1)
+    return out
+
+
+def key_from_chroma(chroma: np.ndarray, *, profile: str = "krumhansl") -> tuple[int, int, float]:
+    """Key and mode by key-profile correlation (Krumhansl-Schmuckler): the best of
+    :func:`key_correlations` (same arguments), as ``(key, mode, r)``: the tonic's pitch class
+    (0 = C, Spotify's encoding), 1 major or 0 minor, and that correlation, in [-1, 1]."""
+    return _key_of(key_correlations(chroma, profile=profile))
+
+
+def _key_of(r: np.ndarray) -> tuple[int, int, float]:
+    best = int(np.argmax(r))  # major before minor, lower tonic first on a tie
+    return best % 12, 1 - best // 12, float(r[best])
 
 
 def chroma_cqt_energy(y: np.ndarray, *, sr: int) -> np.ndarray:
@@ -75,5 +85,41 @@ def tempo_candidates(y: np.ndarray, *, sr: int) -> dict[str, float]:
 def estimate(y: np.ndarray, *, sr: int, profile: str = "krumhansl") -> dict[str, float]:
     """Every DSP estimate of one mono signal: tempo (with candidates), key, mode and the key
     profile's correlation (``key_strength``)."""
-    key, mode, r = key_from_chroma(chroma_cqt_energy(y, sr=sr), profile=profile)
-    return {**tempo_candidates(y, sr=sr), "key": key, "mode": mode, "key_strength": r}
+    return {k: v for k, v in estimate_all(y, sr=sr, profile=profile).items() if k in ESTIMATES}
+
+
+#: What :func:`estimate` returns.
+ESTIMATES = ("tempo", "tempo_half", "tempo_double", "key", "mode", "key_strength")
+#: The 24 key-profile correlations :func:`estimate_all` adds (major C..B, then minor C..B).
+CORRELATIONS = tuple(f"key_r{i}" for i in range(24))
+#: The expert values a model may take as inputs: log2 of the beat tracker's tempo and the 24
+#: key correlations (the tempo's octave candidates and the argmax key add nothing to them).
+FEATURES = ("log2_tempo",) + CORRELATIONS
+#: Stand-in for a tempo the beat tracker could not find (no beat): 120 BPM.
+NO_BEAT_BPM = 120.0
+
+
+def estimate_all(y: np.ndarray, *, sr: int, profile: str = "krumhansl") -> dict[str, float]:
+    """:data:`ESTIMATES` and :data:`FEATURES` of one mono signal (a flat chroma, as of
+    silence, gives key -1 and zero correlations)."""
+    out = tempo_candidates(y, sr=sr)
+    try:
+        r = key_correlations(chroma_cqt_energy(y, sr=sr), profile=profile)
+        key, mode, strength = _key_of(r)
+    except ValueError:
+        r, key, mode, strength = np.zeros(24), -1, 1, 0.0
+    out.update(key=key, mode=mode, key_strength=strength,
+               log2_tempo=float(np.log2(out["tempo"] if out["tempo"] > 0 else NO_BEAT_BPM)))
+    out.update({name: float(v) for name, v in zip(CORRELATIONS, r)})
+    return out
+
+
+def rotate_features(values: np.ndarray, semitones: int, *, columns: dict[str, int]) -> np.ndarray:
+    """Expert feature columns of ``values`` [..., d] as they would be for audio ``semitones``
+    higher: the major and minor halves of the key correlations rotate; the tempo stays.
+    ``columns`` maps each of :data:`FEATURES` to its column in ``values``."""
+    out = np.array(values, copy=True)
+    for half in (0, 12):
+        idx = [columns[CORRELATIONS[half + i]] for i in range(12)]
+        out[..., idx] = np.roll(np.asarray(values)[..., idx], semitones, axis=-1)
+    return out

@@ -492,3 +492,61 @@ def extract_many(
     atomic.write_csv(out_dir / "index.csv", index)
     atomic.write_csv(out_dir / "failures.csv", failed)
     return ExtractResult(out_dir=out_dir, index=index, failures=failed, computed=len(todo) - len(failed), reused=reused)
+
+
+# ------------------------------------------------------------------ expert estimates
+def experts_file(path: str, *, timeout_s: float = 0.0) -> dict:
+    """Decode one file and run the expert estimators on it
+    (:func:`audioreg.features.experts.estimate_all`): ``ok`` and the estimates, or ``reason``."""
+    from . import experts
+
+    def work():
+        y, sr = load_audio(path, sr=frames.SR)
+        return {"ok": True, **experts.estimate_all(y, sr=sr)}
+
+    return _guarded(path, timeout_s, work)
+
+
+def experts_many(files: pd.DataFrame, *, workers: int = 0, timeout_s: float = 120.0,
+                 progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The expert estimates of every file in ``files`` (``track_id``, ``path``).
+
+    Returns ``(table, failures)``: one row per file that could be estimated (``track_id`` and
+    :data:`audioreg.features.experts.ESTIMATES` + ``FEATURES``), in ``files``' order, and one
+    row per file that failed, timed out or killed its worker, with the reason. The compiled
+    code is cached by one process before any worker starts (the beat tracker is numba code).
+    """
+    from tqdm.auto import tqdm
+
+    items = list(zip(files["track_id"], files["path"].astype(str)))
+    rows, failures = {}, []
+
+    def record(tid, path, res):
+        if res.pop("ok"):
+            rows[tid] = {"track_id": tid, **res}
+        else:
+            failures.append({"track_id": tid, "path": path, "stage": "experts", "reason": res["reason"]})
+
+    n_workers = min(resolve_workers(workers), max(len(items), 1))
+    if items:
+        ensure_compiled()
+    bar = tqdm(total=len(items), desc="experts", unit="file", disable=not progress)
+    if n_workers <= 1:
+        with _one_blas_thread():
+            for tid, path in items:
+                record(tid, path, experts_file(path, timeout_s=timeout_s))
+                bar.update()
+    else:
+        with _process_pool(n_workers) as pool:
+            futures = {pool.submit(experts_file, path, timeout_s=timeout_s): (tid, path) for tid, path in items}
+            for fut in cf.as_completed(futures):
+                tid, path = futures[fut]
+                try:
+                    res = fut.result()
+                except Exception as exc:  # a worker died: record it, keep going
+                    res = _worker_failed(path, exc)
+                record(tid, path, res)
+                bar.update()
+    bar.close()
+    table = pd.DataFrame([rows[tid] for tid, _ in items if tid in rows])
+    return table, pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))

@@ -192,6 +192,37 @@ def extract_features(
     return out
 
 
+def rotate_pitch(feats: np.ndarray, semitones: int, *, sr: int = SR) -> np.ndarray:
+    """Frame features as they would be for the same audio ``semitones`` higher (key-rotation
+    augmentation).
+
+    Parameters
+    ----------
+    feats : np.ndarray [shape=(t, d >= 46)]
+        Frames in :func:`extract_features`' column order; columns past the 46th are kept.
+    semitones : int
+        Rotation of the pitch classes (any integer; taken mod 12).
+
+    Returns
+    -------
+    rotated : np.ndarray [shape=(t, d)]
+        The chroma bins rotated by ``semitones`` (bin ``i`` moves to ``i + semitones``), the
+        tonnetz recomputed from the rotated chroma; MFCC, contrast and ZCR unchanged (a
+        transposition moves them little, and no rotation of them is exact).
+    """
+    import librosa
+
+    cols = _columns()
+    out = np.array(feats, copy=True)
+    if out.ndim != 2 or out.shape[1] < N_FEATURES:
+        raise ValueError(f"expected frames [t, >= {N_FEATURES}], got {out.shape}")
+    chroma = np.roll(out[:, cols["chroma"]], int(semitones) % N_CHROMA, axis=1)
+    out[:, cols["chroma"]] = chroma
+    tonnetz = librosa.feature.tonnetz(chroma=np.asarray(chroma, dtype=np.float64).T, sr=sr).T
+    out[:, cols["tonnetz"]] = np.nan_to_num(tonnetz, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
+
+
 #: Tolerances against librosa's own functions with the same settings (absolute, in each
 #: feature's units), checked per feature by tests/test_features.py. The STFT is computed
 #: in float64 and stored in float32 as librosa does; differences come from float32

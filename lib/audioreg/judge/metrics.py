@@ -574,6 +574,21 @@ def majority(values) -> float:
     return float(uniq[np.argmax(counts)])
 
 
+def model_modes(models, *, mode_true, mode_train, mode_preds: Mapping[str, object] | None = None) -> dict:
+    """Each model's mode predictions for the MIREX key score: its own (``mode_preds``; a missing
+    value, NaN, is filled with the training majority) or, for a model that predicts no mode, the
+    training part's majority mode. Empty when the modes are unknown."""
+    if mode_true is None or mode_train is None:
+        return {}
+    fallback = majority(mode_train)
+    out = {}
+    for m in models:
+        own = (mode_preds or {}).get(m)
+        out[m] = fallback if own is None else np.where(np.isfinite(np.asarray(own, dtype=np.float64)),
+                                                       np.asarray(own, dtype=np.float64), fallback)
+    return out
+
+
 def compare_models(
     y_true,
     predictions: Mapping[str, object],
@@ -582,6 +597,7 @@ def compare_models(
     targets: Sequence[str] = TARGETS,
     mode_true=None,
     mode_train=None,
+    mode_preds: Mapping[str, object] | None = None,
     require_baseline: bool = True,
 ) -> pd.DataFrame:
     """Score several models on the same evaluation set.
@@ -599,8 +615,10 @@ def compare_models(
     targets : sequence of str
         Target names (default :data:`audioreg.targets.TARGETS`).
     mode_true, mode_train : array_like or None
-        The evaluation rows' modes and the training part's: no model predicts the mode, so
-        each is scored with the training majority mode (for the MIREX key score).
+        The evaluation rows' modes and the training part's (for the MIREX key score).
+    mode_preds : mapping of str to array_like, or None
+        The modes a model predicts, by model name; a model without one is scored with the
+        training majority mode (:func:`model_modes`).
     require_baseline : bool
         When True (the default), raise ``ValueError`` if ``"mean baseline"`` is missing:
         the project never shows a model without its baseline.
@@ -617,9 +635,9 @@ def compare_models(
             f"predictions must include the {BASELINE_NAME!r} (mean_baseline(y_train, n)); "
             "pass require_baseline=False to score models without it"
         )
-    mode_pred = None if mode_true is None or mode_train is None else majority(mode_train)
-    tables = [per_target(y_true, pred, y_train=y_train, targets=targets, mode_true=mode_true, mode_pred=mode_pred)
-              for pred in predictions.values()]
+    modes = model_modes(predictions, mode_true=mode_true, mode_train=mode_train, mode_preds=mode_preds)
+    tables = [per_target(y_true, pred, y_train=y_train, targets=targets, mode_true=mode_true, mode_pred=modes.get(m))
+              for m, pred in predictions.items()]
     return pd.concat(tables, keys=list(predictions), names=["model", "target"])
 
 

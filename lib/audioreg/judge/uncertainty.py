@@ -64,12 +64,12 @@ def primary_metric(target: str, *, have_modes: bool) -> tuple[str, bool]:
 
 
 def bootstrap(y_true, predictions: Mapping[str, object], *, y_train, groups, targets: Sequence[str] = TARGETS,
-              mode_true=None, mode_train=None, n_boot: int = N_BOOT, random_state: int = 0) -> dict:
+              mode_true=None, mode_train=None, mode_preds=None, n_boot: int = N_BOOT, random_state: int = 0) -> dict:
     """Intervals of every score, of the continuous-target average, and of paired differences.
 
     Parameters
     ----------
-    y_true, predictions, y_train, targets, mode_true, mode_train
+    y_true, predictions, y_train, targets, mode_true, mode_train, mode_preds
         As :func:`audioreg.judge.metrics.compare_models`; ``predictions`` must hold the
         baseline under :data:`audioreg.judge.metrics.BASELINE_NAME`.
     groups : array_like [shape=(n,)]
@@ -89,14 +89,14 @@ def bootstrap(y_true, predictions: Mapping[str, object], *, y_train, groups, tar
     targets = tuple(targets)
     if metrics.BASELINE_NAME not in predictions:
         raise ValueError(f"predictions must include the {metrics.BASELINE_NAME!r}")
-    mode_pred = None if mode_true is None or mode_train is None else metrics.majority(mode_train)
-    rows = {m: metrics.row_scores(y_true, p, y_train=y_train, targets=targets, mode_true=mode_true, mode_pred=mode_pred)
-            for m, p in predictions.items()}
+    modes = metrics.model_modes(predictions, mode_true=mode_true, mode_train=mode_train, mode_preds=mode_preds)
+    rows = {m: metrics.row_scores(y_true, p, y_train=y_train, targets=targets, mode_true=mode_true,
+                                  mode_pred=modes.get(m)) for m, p in predictions.items()}
     weights = group_weights(groups, n_boot=n_boot, random_state=random_state)
     if weights.shape[1] != len(next(iter(rows.values()))["mse"]):
         raise ValueError("groups must have one entry per evaluation row")
     continuous = [j for j, t in enumerate(targets) if t not in metrics.CLASS_TARGETS]
-    have_modes = mode_pred is not None
+    have_modes = bool(modes)
     ci, summary_ci, per_model_boot = {}, {}, {}
     for model, scores in rows.items():
         ci[model] = {t: {} for t in targets}
@@ -190,3 +190,77 @@ def verdict_text(differences: Sequence[Mapping], *, n_groups: int = MIN_GROUPS) 
             lines.append(f"- **{row['model']}** is {row['verdict']} than **{row['versus']}** on the mean standardized "
                          f"MSE over the continuous targets ({row['difference']:+.3f}, 95 % CI [{lo:+.3f}, {hi:+.3f}]).")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# split-conformal prediction intervals
+
+#: Coverage the prediction intervals of ``audioreg predict`` are calibrated for.
+CONFORMAL_LEVEL = 0.9
+#: Targets whose interval is relative (residuals in log2 units): an octave is one error at any tempo.
+LOG_SCALE_TARGETS = ("tempo",)
+
+
+def conformal_residuals(target: str, y_true, y_pred) -> np.ndarray:
+    """Nonconformity scores of one target: ``|y - yhat|``, or ``|log2 y - log2 yhat|`` for
+    :data:`LOG_SCALE_TARGETS` (NaN where a label or prediction is missing or not positive)."""
+    y, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    if target in LOG_SCALE_TARGETS:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.abs(np.where((y > 0) & (p > 0), np.log2(y) - np.log2(p), np.nan))
+    return np.abs(y - p)
+
+
+def conformal_quantile(residuals, *, level: float = CONFORMAL_LEVEL) -> float:
+    """Split-conformal half-width: the ``ceil((n + 1) level)``-th smallest of the ``n`` finite
+    calibration residuals (infinite when ``n`` is too small for ``level``). With exchangeable
+    rows, a new row's residual is at most this with probability >= ``level``."""
+    r = np.sort(np.asarray(residuals, dtype=np.float64)[np.isfinite(residuals)])
+    k = int(np.ceil((len(r) + 1) * level))
+    return float(r[k - 1]) if 1 <= k <= len(r) else float("inf")
+
+
+def conformal_interval(target: str, y_pred, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` around predictions of ``target`` with half-width ``q`` (a factor ``2**q``
+    for :data:`LOG_SCALE_TARGETS`), clipped to the target's documented range."""
+    from audioreg.targets import VALID_RANGES
+
+    p = np.asarray(y_pred, dtype=np.float64)
+    lo, hi = (p * 2.0 ** -q, p * 2.0 ** q) if target in LOG_SCALE_TARGETS else (p - q, p + q)
+    a, b = VALID_RANGES[target]
+    return np.clip(lo, a, b), np.clip(hi, a, b)
+
+
+def conformal_table(y_val, pred_val, y_test, pred_test, *, level: float = CONFORMAL_LEVEL,
+                    targets: Sequence[str] = TARGETS) -> pd.DataFrame:
+    """Per continuous target: the half-width calibrated on the validation rows, and the
+    coverage and mean width of those intervals measured on the test rows.
+
+    Columns: ``n_val``, ``half_width`` (log2 units for :data:`LOG_SCALE_TARGETS`), ``n_test``,
+    ``test_coverage``, ``coverage_ci95_lo``/``_hi`` (Wilson interval) and ``mean_width`` (in
+    the target's units)."""
+    rows = {}
+    for j, t in enumerate(targets):
+        if t in metrics.CLASS_TARGETS:
+            continue
+        r_val = conformal_residuals(t, np.asarray(y_val)[:, j], np.asarray(pred_val)[:, j])
+        q = conformal_quantile(r_val, level=level)
+        r_test = conformal_residuals(t, np.asarray(y_test)[:, j], np.asarray(pred_test)[:, j])
+        ok = np.isfinite(r_test)
+        hit = r_test[ok] <= q
+        lo, hi = conformal_interval(t, np.asarray(pred_test)[ok, j], q)
+        ci = _wilson(int(hit.sum()), len(hit))
+        rows[t] = {"n_val": int(np.isfinite(r_val).sum()), "half_width": q, "n_test": int(len(hit)),
+                   "test_coverage": float(hit.mean()) if len(hit) else float("nan"),
+                   "coverage_ci95_lo": ci[0], "coverage_ci95_hi": ci[1],
+                   "mean_width": float(np.mean(hi - lo)) if len(hit) else float("nan")}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)

@@ -341,3 +341,19 @@ class ForestRegressor(RegressorMixin, BaseEstimator):
         """``[n, k]`` predictions in raw target units."""
         check_is_fitted(self, "search_")
         return self.search_.predict(X)
+
+    def tree_predictions(self, X) -> np.ndarray:
+        """``[n_trees, n, k]``: every tree's predictions in raw target units (their mean is :meth:`predict`)."""
+        check_is_fitted(self, "search_")
+        best = self.search_.best_estimator_
+        X = np.asarray(X)
+        return np.stack([best.transformer_.inverse_transform(tree.predict(X).reshape(len(X), -1))
+                         for tree in best.regressor_.estimators_])
+
+    def class_probability(self, X, *, target: int, classes) -> tuple[np.ndarray, np.ndarray]:
+        """For a class target regressed as a number (column ``target``): the ensemble's class
+        (``classes(prediction)``, e.g. rounding) and the share of trees whose own prediction
+        gives the same class, ``([n], [n])``."""
+        trees = self.tree_predictions(X)[:, :, target]
+        ensemble = classes(trees.mean(axis=0))
+        return ensemble, (classes(trees) == ensemble[None]).mean(axis=0)

@@ -27,11 +27,16 @@ class GRUConfig:
     num_layers: int
     dropout: float
     layer_norm: bool
+    heads: tuple[int, ...] = ()
+    per_target_heads: bool = False
 
     def __post_init__(self):
         for name, kind in (("n_features", int), ("n_outputs", int), ("hidden_size", int), ("num_layers", int),
-                           ("dropout", float), ("layer_norm", bool)):
+                           ("dropout", float), ("layer_norm", bool), ("per_target_heads", bool)):
             object.__setattr__(self, name, kind(getattr(self, name)))
+        object.__setattr__(self, "heads", tuple(int(h) for h in self.heads) or (self.n_outputs,))
+        if sum(self.heads) != self.n_outputs or min(self.heads) < 1:
+            raise ValueError(f"heads {self.heads} must be positive sizes summing to n_outputs={self.n_outputs}")
         if self.n_features < 1 or self.n_outputs < 1 or self.hidden_size < 1 or self.num_layers < 1:
             raise ValueError(f"sizes must be >= 1: {self}")
         if not 0.0 <= self.dropout < 1.0:
@@ -41,8 +46,12 @@ class GRUConfig:
         return asdict(self)
 
 
+#: Hidden units of each per-target head (at most the GRU's width).
+HEAD_HIDDEN = 64
+
+
 class GRUNet(nn.Module):
-    """Stacked GRU over frame sequences with a pooled regression head.
+    """Stacked GRU over frame sequences with a pooled regression head (or one head per target).
 
     Pooling: the top GRU layer's outputs are averaged over each track's valid time steps
     (masked mean) and concatenated with the last valid hidden state of that layer, giving a
@@ -71,7 +80,12 @@ class GRUNet(nn.Module):
         pooled = 2 * config.hidden_size
         self.norm = nn.LayerNorm(pooled) if config.layer_norm else nn.Identity()
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(pooled, config.n_outputs)
+        if config.per_target_heads:
+            width = min(HEAD_HIDDEN, config.hidden_size)
+            self.heads = nn.ModuleList(nn.Sequential(nn.Linear(pooled, width), nn.ReLU(), nn.Linear(width, size))
+                                       for size in config.heads)
+        else:
+            self.head = nn.Linear(pooled, config.n_outputs)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Predict from a zero- (or anything-) padded batch.
@@ -100,4 +114,7 @@ class GRUNet(nn.Module):
         mean = (outputs * valid).sum(dim=1) / lengths.to(outputs.device, outputs.dtype).unsqueeze(1)
         last = outputs[torch.arange(outputs.shape[0], device=outputs.device), lengths.to(outputs.device) - 1]
         pooled = torch.cat([mean, last], dim=1)
-        return self.head(self.dropout(self.norm(pooled)))
+        h = self.dropout(self.norm(pooled))
+        if self.config.per_target_heads:
+            return torch.cat([head(h) for head in self.heads], dim=1)
+        return self.head(h)

@@ -40,19 +40,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as nnf
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from audioreg import atomic
 from audioreg.device import resolve_device
 from audioreg.models.forest import _streaming_moments
+from audioreg.models.coding import TargetCoding
 from audioreg.models.network import GRUConfig, GRUNet
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CheckpointError",
+    "KeyRotation",
     "LengthBucketSampler",
     "SequenceDataset",
     "TrainConfig",
@@ -62,14 +63,16 @@ __all__ = [
     "load_checkpoint",
     "pool_frames",
     "pooled_length",
+    "checkpoint_coding",
     "predict_gru",
+    "predict_table",
     "train_gru",
 ]
 
 #: Standard deviations below this are replaced by 1 (constant feature or target).
 STD_FLOOR = 1e-6
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the target coding (classes, log2 tempo, loss weights)
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds", "is_best")
 #: Files :func:`train_gru` writes into its checkpoint folder.
 CHECKPOINT_FILES = ("last.pt", "best.pt", "history.csv")
@@ -190,6 +193,13 @@ class SequenceDataset(Dataset):
         Feature normalizer (None: features are not normalized).
     target_mean, target_std : np.ndarray [shape=(n_targets,)] or None
         Target normalizer (None: targets are not normalized).
+    augment : callable or None
+        ``augment(frames, targets, rng) -> (frames, targets)``, applied to the raw frames and
+        raw targets of each item before pooling and normalizing (training only). ``rng`` is a
+        NumPy generator seeded by ``(random_state, epoch, index)`` (see :meth:`set_epoch`), so
+        an epoch's augmentations are the same after a resume.
+    random_state : int
+        Seeds ``augment``'s generators.
 
     Notes
     -----
@@ -207,6 +217,8 @@ class SequenceDataset(Dataset):
         feature_std: np.ndarray | None = None,
         target_mean: np.ndarray | None = None,
         target_std: np.ndarray | None = None,
+        augment=None,
+        random_state: int = 0,
     ) -> None:
         if frame_pool < 1:
             raise ValueError(f"frame_pool must be >= 1, got {frame_pool}")
@@ -215,6 +227,7 @@ class SequenceDataset(Dataset):
         if self.targets is not None and len(self.targets) != len(sequences):
             raise ValueError(f"{len(sequences)} sequences but {len(self.targets)} target rows")
         self.frame_pool = int(frame_pool)
+        self.augment, self.random_state, self.epoch = augment, int(random_state), 0
 
         def as64(a):
             return None if a is None else np.asarray(a, dtype=np.float64)
@@ -225,6 +238,10 @@ class SequenceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.sequences)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentations :meth:`__getitem__` draws."""
+        self.epoch = int(epoch)
+
     @property
     def lengths(self) -> np.ndarray:
         """Pooled length of every item [shape=(n_tracks,)], from array shapes only."""
@@ -234,20 +251,62 @@ class SequenceDataset(Dataset):
         return -(-lengths // self.frame_pool)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = pool_frames(self.sequences[index], frame_pool=self.frame_pool)
+        frames = self.sequences[index]
+        y = None if self.targets is None else self.targets[index]
+        if self.augment is not None:
+            rng = np.random.default_rng([self.random_state, self.epoch, int(index)])
+            frames, y = self.augment(np.asarray(frames), y, rng)
+        x = pool_frames(frames, frame_pool=self.frame_pool)
         if self.feature_mean is not None:
             x = x - self.feature_mean
         if self.feature_std is not None:
             x = x / self.feature_std
         x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        if self.targets is None:
+        if y is None:
             return x, None
-        y = self.targets[index]
         if self.target_mean is not None:
             y = y - self.target_mean
         if self.target_std is not None:
             y = y / self.target_std
         return x, torch.from_numpy(np.asarray(y, dtype=np.float32))
+
+
+class KeyRotation:
+    """Key-rotation augmentation: each training item is moved by a random 0-11 semitones.
+
+    The chroma bins rotate and the tonnetz is recomputed from them
+    (:func:`audioreg.features.frames.rotate_pitch`), expert key correlations among the input
+    columns rotate with them, and the key label moves by the same amount (mode unchanged).
+
+    Parameters
+    ----------
+    coding : TargetCoding
+        The coded label layout (where the key is).
+    columns : sequence of str or None
+        Names of the input columns past the 46 frame features (e.g. ``lufs``, ``dsp_key_r0``);
+        expert key correlations among them (``dsp_key_r<i>``) are rotated.
+    """
+
+    def __init__(self, coding: TargetCoding, columns: Sequence[str] | None = None) -> None:
+        from audioreg.features import experts, frames
+
+        self.coding = coding
+        names = list(columns or [])
+        base = frames.N_FEATURES
+        self.expert_columns = {n: base + i for i, n in enumerate(names)
+                               if n.startswith("dsp_") and n[4:] in experts.FEATURES}
+        self.expert_columns = {n[4:]: j for n, j in self.expert_columns.items()}
+
+    def __call__(self, x: np.ndarray, y: np.ndarray | None, rng: np.random.Generator):
+        from audioreg.features import experts, frames
+
+        k = int(rng.integers(12))
+        if k == 0:
+            return x, y
+        x = frames.rotate_pitch(x, k)
+        if len(self.expert_columns) == len(experts.FEATURES):
+            x = experts.rotate_features(x, k, columns=self.expert_columns)
+        return x, (None if y is None else self.coding.rotate(y, k))
 
 
 def collate_padded(
@@ -584,13 +643,22 @@ class TrainResult:
     best_epoch: int
 
 
-def _train_one_epoch(model, loader, optimizer, *, grad_clip, device, progress, desc) -> float:
+def _autocast(device: torch.device, amp: bool):
+    """bfloat16 autocast on CUDA when ``amp`` (no gradient scaling needed); a no-op elsewhere."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _train_one_epoch(model, loader, optimizer, *, coding, grad_clip, device, amp, progress, desc) -> float:
     model.train()
     total, count = 0.0, 0
     for x, lengths, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = nnf.mse_loss(model(x, lengths), y)
+        with _autocast(device, amp):
+            out = model(x, lengths)
+        loss = coding.combine(*coding.loss_terms(out, y))
         loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -601,14 +669,16 @@ def _train_one_epoch(model, loader, optimizer, *, grad_clip, device, progress, d
 
 
 @torch.no_grad()
-def _evaluate(model, loader, *, device) -> float:
+def _evaluate(model, loader, *, coding, device, amp) -> float:
+    """The loss over the whole loader: each target's mean over all its labelled rows, combined."""
     model.eval()
-    sse, count = 0.0, 0
+    sums, counts = 0.0, 0.0
     for x, lengths, y in loader:
-        pred = model(x.to(device, non_blocking=True), lengths)
-        sse += nnf.mse_loss(pred, y.to(device, non_blocking=True), reduction="sum").item()
-        count += y.numel()
-    return sse / count
+        with _autocast(device, amp):
+            out = model(x.to(device, non_blocking=True), lengths)
+        s, c = coding.loss_terms(out, y.to(device, non_blocking=True))
+        sums, counts = sums + s.double(), counts + c.double()
+    return float(coding.combine(sums, counts))
 
 
 @dataclass(frozen=True)
@@ -630,7 +700,11 @@ class TrainConfig:
     grad_clip : float or None
         Max gradient norm; None or 0 disables clipping.
     random_state : int
-        Seeds weight init, the random masks and batch order.
+        Seeds weight init, the random masks, batch order and augmentations.
+    key_rotation : bool
+        Key-rotation augmentation of the training items (:class:`KeyRotation`).
+    amp : bool
+        bfloat16 mixed precision on CUDA (ignored on the CPU).
     """
 
     lr: float
@@ -640,10 +714,12 @@ class TrainConfig:
     frame_pool: int
     grad_clip: float | None
     random_state: int
+    key_rotation: bool = False
+    amp: bool = False
 
     def __post_init__(self):
         for name, kind in (("lr", float), ("weight_decay", float), ("epochs", int), ("batch_size", int),
-                           ("frame_pool", int), ("random_state", int)):
+                           ("frame_pool", int), ("random_state", int), ("key_rotation", bool), ("amp", bool)):
             object.__setattr__(self, name, kind(getattr(self, name)))
         if self.grad_clip is not None:
             object.__setattr__(self, "grad_clip", float(self.grad_clip))
@@ -663,15 +739,19 @@ def train_gru(
     net: GRUConfig,
     config: TrainConfig,
     checkpoint_dir: str | os.PathLike,
+    coding: TargetCoding | None = None,
+    columns: Sequence[str] | None = None,
     params: Mapping[str, Any] | None = None,
     device: str | torch.device = "auto",
     resume: bool = True,
     progress: bool = False,
 ) -> TrainResult:
-    """Train a :class:`~audioreg.models.network.GRUNet` with Adam on z-scored targets.
+    """Train a :class:`~audioreg.models.network.GRUNet` with Adam on coded, z-scored targets.
 
-    The loss is the MSE over all targets after z-scoring each with the training mean and
-    standard deviation, so the 11 targets weigh the same. Every epoch: one pass over the
+    The loss is ``coding``'s (:class:`~audioreg.models.coding.TargetCoding`): with plain
+    coding, the MSE over all targets after z-scoring each with the training mean and
+    standard deviation, so the 11 targets weigh the same; a missing label (NaN) is left out
+    of its target's loss. Every epoch: one pass over the
     training set in length-bucketed batches, a no-grad validation pass, then ``last.pt``
     (model, optimizer, epoch, best validation loss, history, RNG states, normalizers, the
     two configs, ``params``), ``best.pt`` when the validation loss improved, and
@@ -681,14 +761,19 @@ def train_gru(
     ----------
     train_sequences, val_sequences : sequence of np.ndarray [shape=(t_i, d)]
         Frame sequences (memmaps are read lazily, one batch at a time).
-    train_targets, val_targets : np.ndarray [shape=(n_i, n_targets)]
-        Raw targets in :data:`audioreg.targets.TARGETS` order.
+    train_targets, val_targets : np.ndarray [shape=(n_i, 11)] or [shape=(n_i, 12)]
+        Raw targets in :data:`audioreg.targets.TARGETS` order, and optionally the mode
+        (1 major, 0 minor) as a 12th column; NaN where a label is missing.
     net : GRUConfig
-        The network; ``n_features`` and ``n_outputs`` must match the data.
+        The network; ``n_features`` must match the data and ``heads`` the coding's.
     config : TrainConfig
-        Optimizer, epochs, batching, pooling, clipping and seed.
+        Optimizer, epochs, batching, pooling, clipping, seed, augmentation, precision.
     checkpoint_dir : path-like
         Created if missing.
+    coding : TargetCoding or None
+        How the targets are coded (None: plain regression of the 11).
+    columns : sequence of str or None
+        Names of the input columns past the 46 frame features (for key rotation).
     params : mapping or None
         Merged run parameters, stored verbatim (reduced to plain types) in every checkpoint.
     device : str or torch.device
@@ -726,14 +811,14 @@ def train_gru(
     last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
     _remove_stale_temp_files(checkpoint_dir)
 
-    train_targets = np.asarray(train_targets, dtype=np.float64)
-    val_targets = np.asarray(val_targets, dtype=np.float64)
+    coding = coding or TargetCoding()
+    train_coded, val_coded = _coded(coding, train_targets), _coded(coding, val_targets)
     if len(train_sequences) == 0 or len(val_sequences) == 0:
         raise ValueError("train and validation sets must be non-empty")
-    shape = (int(train_sequences[0].shape[1]), int(train_targets.shape[1]))
-    if shape != (net.n_features, net.n_outputs):
-        raise ValueError(f"the data have {shape[0]} features and {shape[1]} targets; the network is built "
-                         f"for {net.n_features} and {net.n_outputs}")
+    n_features = int(train_sequences[0].shape[1])
+    if n_features != net.n_features or net.heads != tuple(size for _, size in coding.heads):
+        raise ValueError(f"the data have {n_features} features and the coding {coding.n_outputs} outputs; the "
+                         f"network is built for {net.n_features} features and heads {net.heads}")
     model_config, train_config = net.as_dict(), config.as_dict()
     lr, weight_decay, epochs, batch_size = config.lr, config.weight_decay, config.epochs, config.batch_size
     frame_pool, grad_clip, random_state = config.frame_pool, config.grad_clip, config.random_state
@@ -748,10 +833,11 @@ def train_gru(
         )
     if checkpoint is not None:
         stored = (checkpoint["model_config"], checkpoint["frame_pool"])
-        if stored != (model_config, int(frame_pool)):
+        if stored != (model_config, int(frame_pool)) or checkpoint.get("coding") != coding.as_dict():
             raise ValueError(
-                f"{last_path} holds model config {stored[0]} with frame_pool={stored[1]}, "
-                f"this run asks for {model_config} with frame_pool={frame_pool}: "
+                f"{last_path} holds model config {stored[0]} with frame_pool={stored[1]} and target coding "
+                f"{checkpoint.get('coding')}, this run asks for {model_config} with frame_pool={frame_pool} "
+                f"and {coding.as_dict()}: "
                 "use another checkpoint_dir or resume=False"
             )
         changed = {
@@ -765,12 +851,12 @@ def train_gru(
             )
         normalizers = _normalizers_to_numpy(checkpoint["normalizers"])
     else:
-        normalizers = fit_normalizers(train_sequences, train_targets)
+        normalizers = {**fit_normalizers(train_sequences, None), **coding.fit(train_coded)}
 
-    train_set = SequenceDataset(
-        train_sequences, train_targets, frame_pool=frame_pool, **normalizers
-    )
-    val_set = SequenceDataset(val_sequences, val_targets, frame_pool=frame_pool, **normalizers)
+    augment = KeyRotation(coding, columns) if config.key_rotation else None
+    train_set = SequenceDataset(train_sequences, train_coded, frame_pool=frame_pool, augment=augment,
+                                random_state=random_state, **normalizers)
+    val_set = SequenceDataset(val_sequences, val_coded, frame_pool=frame_pool, **normalizers)
     sampler = LengthBucketSampler(
         train_set.lengths, batch_size=batch_size, shuffle=True, random_state=random_state
     )
@@ -791,6 +877,7 @@ def train_gru(
         "model_config": model_config,
         "frame_pool": int(frame_pool),
         "train_config": train_config,
+        "coding": coding.as_dict(),
         "params": _plain(params or {}),
         "torch_version": str(torch.__version__),
     }
@@ -817,16 +904,19 @@ def train_gru(
         for epoch in range(start_epoch, epochs + 1):
             started = time.perf_counter()
             sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
             train_loss = _train_one_epoch(
                 model,
                 train_loader,
                 optimizer,
+                coding=coding,
                 grad_clip=grad_clip,
                 device=device,
+                amp=config.amp,
                 progress=progress,
                 desc=f"epoch {epoch}/{epochs}",
             )
-            val_loss = _evaluate(model, val_loader, device=device)
+            val_loss = _evaluate(model, val_loader, coding=coding, device=device, amp=config.amp)
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                 raise FloatingPointError(
                     f"epoch {epoch}: train loss {train_loss}, validation loss {val_loss}"
@@ -873,20 +963,42 @@ def train_gru(
     )
 
 
+def _coded(coding: TargetCoding, targets: np.ndarray) -> np.ndarray:
+    """Raw targets [n, 11] (or [n, 12] with the mode last) as ``coding``'s label matrix."""
+    y = np.asarray(targets, dtype=np.float64)
+    if y.ndim != 2 or y.shape[1] not in (11, 12):
+        raise ValueError(f"targets must be [n, 11], or [n, 12] with the mode last; got {y.shape}")
+    return coding.encode(y[:, :11], y[:, 11] if y.shape[1] == 12 else None)
+
+
+def checkpoint_coding(checkpoint: Mapping[str, Any]) -> TargetCoding:
+    """The target coding a checkpoint was trained with (plain for format-1 checkpoints)."""
+    return TargetCoding(**checkpoint.get("coding", {}))
+
+
 # --------------------------------------------------------------------------------------------
 # Prediction
 # --------------------------------------------------------------------------------------------
 
 
+def predict_gru(model_or_checkpoint_path, sequences: Sequence[np.ndarray], **options) -> np.ndarray:
+    """Predict raw target units with a trained GRU: :func:`predict_table`'s 11 targets (same
+    arguments), ``[n_tracks, 11]`` float64 in TARGETS order."""
+    from audioreg.targets import TARGETS
+
+    table = predict_table(model_or_checkpoint_path, sequences, **options)
+    return table[list(TARGETS)].to_numpy(dtype=np.float64)
+
+
 @torch.no_grad()
-def predict_gru(
+def predict_table(
     model_or_checkpoint_path: str | os.PathLike | tuple[GRUNet, Mapping[str, Any]],
     sequences: Sequence[np.ndarray],
     *,
     batch_size: int = 32,
     device: str | torch.device = "auto",
-) -> np.ndarray:
-    """Predict raw target units with a trained GRU.
+) -> pd.DataFrame:
+    """Predict with a trained GRU, in Spotify's units and encodings.
 
     Parameters
     ----------
@@ -900,8 +1012,10 @@ def predict_gru(
 
     Returns
     -------
-    Y_hat : np.ndarray [shape=(n_tracks, n_targets), dtype=float64]
-        In raw units: the model's z-scores times the training std plus the training mean.
+    table : pandas.DataFrame [shape=(n_tracks, 15)]
+        The 11 targets in raw units (regressed ones: the model's z-scores times the training
+        std plus the training mean; classes: the most probable), ``mode`` and the class
+        probabilities (:meth:`~audioreg.models.coding.TargetCoding.decode`).
     """
     if isinstance(model_or_checkpoint_path, (str, os.PathLike)):
         model, checkpoint = load_checkpoint(model_or_checkpoint_path, device=device)
@@ -931,4 +1045,4 @@ def predict_gru(
                 z[batch] = model(x.to(device), lengths).double().cpu().numpy()
     finally:
         model.train(was_training)
-    return z * normalizers["target_std"] + normalizers["target_mean"]
+    return checkpoint_coding(checkpoint).decode(z, normalizers)

@@ -1,0 +1,194 @@
+"""``audioreg predict``: Spotify's audio attributes of audio files, by a run's trained model or the experts.
+
+For every readable file: the 11 attributes and the mode in Spotify's units and encodings
+(danceability ... acousticness in [0, 1], tempo in BPM, loudness in dB, key 0-11 with C = 0,
+mode 1 major / 0 minor, time_signature 3-7). A trained model (``rf``, ``gru``) adds a 90 %
+interval per continuous attribute (``<target>_lo``, ``<target>_hi``), calibrated by
+split-conformal prediction on the run's validation part, and the probability of the class it
+predicts for key, mode and time_signature where it has one (the GRU with class heads; the
+forest's key and time_signature by the share of its trees that agree). ``dsp`` gives what
+the expert estimators measure (tempo, key, mode, loudness) and leaves the rest empty.
+
+An unreadable file is listed with its reason and never stops the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .targets import TARGETS
+
+log = logging.getLogger(__name__)
+
+MODELS = ("rf", "gru", "dsp")
+#: Columns besides the 11 targets, in output order.
+EXTRA = ("mode", "key_prob", "mode_prob", "time_signature_prob")
+FAILURE_COLUMNS = ("path", "reason")
+
+
+def audio_paths(paths) -> tuple[list[Path], list[dict]]:
+    """The audio files named by ``paths`` (files, or folders searched recursively for the
+    extensions the suite decodes), sorted per folder; and a failure row for each path that
+    does not exist."""
+    from .data.audio import AUDIO_EXTENSIONS
+
+    files, missing = [], []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+                            and not f.name.startswith("._"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            missing.append({"path": str(p), "reason": "no such file or folder"})
+    return files, missing
+
+
+@dataclass
+class Predictor:
+    """A loaded model and what it needs per file."""
+
+    kind: str
+    model: object = None
+    experts: bool = False  # the model takes the expert estimates as inputs
+    half_widths: dict = field(default_factory=dict)  # conformal half-width per continuous target
+    calibration: pd.DataFrame | None = None  # the run's conformal table (coverage on test)
+
+    def needs_experts(self) -> bool:
+        return self.kind == "dsp" or self.experts
+
+
+def load(run: str | os.PathLike | None, kind: str) -> Predictor:
+    """The predictor of ``runs/<run_id>`` (``kind`` rf or gru), or the experts (``dsp``, no run needed)."""
+    if kind not in MODELS:
+        raise ValueError(f"--model must be one of {', '.join(MODELS)}, not {kind!r}")
+    if kind == "dsp":
+        return Predictor("dsp")
+    if run is None:
+        raise ValueError(f"--model {kind} needs --run runs/<run_id> (a run that trained it)")
+    import json
+
+    from . import store
+    from .features import frames
+    from .params import load_yaml
+
+    run_dir = Path(run)
+    pointer = run_dir / kind / "model.json"
+    if not pointer.is_file():
+        raise FileNotFoundError(f"{pointer}: no trained {kind} model in this run (run notebook "
+                                f"{'04_rf' if kind == 'rf' else '05_gru'} with run_id={run_dir.name})")
+    info = json.loads(pointer.read_text(encoding="utf-8"))
+    if info.get("feature_version", frames.FEATURE_VERSION) != frames.FEATURE_VERSION:
+        raise ValueError(f"{pointer}: the model was trained on features version {info['feature_version']}; this "
+                         f"install computes version {frames.FEATURE_VERSION}: retrain it")
+    params = load_yaml(run_dir / "params.yaml") if (run_dir / "params.yaml").is_file() else {}
+    folder = Path(info["model_dir"])
+    if kind == "rf":
+        import joblib
+
+        model = joblib.load(folder / "model.joblib")
+        experts = bool(params.get("rf_expert_inputs", False))
+    else:
+        from .models import GRURegressor
+
+        model = GRURegressor.from_checkpoint(folder / "best.pt", device="cpu")
+        experts = bool(params.get("expert_inputs", False))
+    name = {"rf": "random forest", "gru": "GRU"}[kind]
+    table = store.conformal({**params, "root": str(run_dir.parent.parent), "run_id": run_dir.name}).get(name)
+    half = {} if table is None else table["half_width"].to_dict()
+    return Predictor(kind, model, experts, half, table)
+
+
+def _inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, pd.DataFrame]:
+    """One file's frame features and its one-row table of track-level values."""
+    from .data.audio import load_audio, measure_loudness
+    from .features import experts, frames
+    from .stages import SILENT_LUFS
+
+    y, sr = load_audio(path, sr=frames.SR)
+    feats = frames.extract_features(y=y, sr=sr) if predictor.kind != "dsp" else None
+    row = {"lufs": max(measure_loudness(path), SILENT_LUFS)}
+    if predictor.needs_experts():
+        row.update({f"dsp_{k}": v for k, v in experts.estimate_all(y, sr=sr).items()})
+    return feats, pd.DataFrame([row])
+
+
+def predict_file(path: Path, predictor: Predictor) -> dict:
+    """One file's output row (see the module notes)."""
+    from .stages import TrackSequences, track_inputs
+
+    feats, row = _inputs(path, predictor)
+    out = dict.fromkeys(TARGETS + EXTRA, np.nan)
+    if predictor.kind == "dsp":
+        key = row["dsp_key"].iloc[0]
+        out.update(tempo=row["dsp_tempo"].iloc[0] or np.nan, loudness=row["lufs"].iloc[0],
+                   key=key if key >= 0 else -1, mode=row["dsp_mode"].iloc[0] if key >= 0 else np.nan)
+        return out
+    if predictor.kind == "rf":
+        from .models.forest import aggregate
+        from .targets import clip_to_valid
+
+        X = np.hstack([aggregate([feats]), track_inputs(row, experts=predictor.experts).to_numpy()])
+        pred = clip_to_valid(predictor.model.predict(X))[0]
+        out.update(zip(TARGETS, pred))
+        j = {t: i for i, t in enumerate(TARGETS)}
+        key, p = predictor.model.class_probability(X, target=j["key"], classes=lambda v: np.mod(np.round(v), 12))
+        out.update(key=float(key[0]), key_prob=float(p[0]))
+        ts, p = predictor.model.class_probability(X, target=j["time_signature"], classes=lambda v: np.clip(np.round(v), 3, 7))
+        out.update(time_signature=float(ts[0]), time_signature_prob=float(p[0]))
+    else:
+        from .targets import clip_to_valid
+
+        seqs = TrackSequences(row, experts=predictor.experts, arrays=[feats])
+        table = predictor.model.predict_table(seqs)
+        pred = clip_to_valid(table[list(TARGETS)].to_numpy())[0]
+        out.update(zip(TARGETS, pred))
+        out.update({c: table[c].iloc[0] for c in EXTRA})
+        if np.isnan(out["mode"]):
+            out["key"] = float(np.mod(np.round(out["key"]), 12))
+            out["time_signature"] = float(np.clip(np.round(out["time_signature"]), 3, 7))
+    return out
+
+
+def add_intervals(df: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
+    """``<target>_lo`` and ``<target>_hi`` beside every continuous target with a calibrated half-width."""
+    from .judge.uncertainty import conformal_interval
+
+    for t, q in predictor.half_widths.items():
+        lo, hi = conformal_interval(t, df[t].to_numpy(dtype=np.float64), float(q))
+        df.insert(df.columns.get_loc(t) + 1, f"{t}_lo", lo)
+        df.insert(df.columns.get_loc(t) + 2, f"{t}_hi", hi)
+    return df
+
+
+def predict(paths, predictor: Predictor, *, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(predictions, failures)`` for the audio files named by ``paths``."""
+    from tqdm.auto import tqdm
+
+    files, failures = audio_paths(paths)
+    rows = []
+    for path in tqdm(files, desc="predict", unit="file", disable=not progress):
+        t0 = time.perf_counter()
+        try:
+            out = predict_file(path, predictor)
+        except Exception as exc:  # one bad file never stops the batch: list it with its reason
+            text = (str(exc).strip().splitlines() or [""])[0]
+            failures.append({"path": str(path), "reason": f"{type(exc).__name__}: {text}"})
+            continue
+        rows.append({"path": str(path), **out, "seconds": time.perf_counter() - t0})
+    df = pd.DataFrame(rows, columns=["path", *TARGETS, *EXTRA, "seconds"])
+    df = add_intervals(df, predictor)
+    return df, pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
+
+
+def failures_path(out: str | os.PathLike) -> Path:
+    """Where the failures table of ``--out`` goes: ``<stem>.failures.csv`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.failures.csv")
