@@ -131,29 +131,24 @@ def predict_file(path: Path, predictor: Predictor) -> dict:
         out.update(tempo=row["dsp_tempo"].iloc[0] or np.nan, loudness=row["lufs"].iloc[0],
                    key=key if key >= 0 else -1, mode=row["dsp_mode"].iloc[0] if key >= 0 else np.nan)
         return out
+    from .judge.metrics import key_class, meter_class
+    from .targets import clip_to_valid
+
     if predictor.kind == "rf":
         from .models.forest import aggregate
-        from .targets import clip_to_valid
 
         X = np.hstack([aggregate([feats]), track_inputs(row, experts=predictor.experts).to_numpy()])
-        pred = clip_to_valid(predictor.model.predict(X))[0]
-        out.update(zip(TARGETS, pred))
+        out.update(zip(TARGETS, clip_to_valid(predictor.model.predict(X))[0]))
         j = {t: i for i, t in enumerate(TARGETS)}
-        key, p = predictor.model.class_probability(X, target=j["key"], classes=lambda v: np.mod(np.round(v), 12))
-        out.update(key=float(key[0]), key_prob=float(p[0]))
-        ts, p = predictor.model.class_probability(X, target=j["time_signature"], classes=lambda v: np.clip(np.round(v), 3, 7))
-        out.update(time_signature=float(ts[0]), time_signature_prob=float(p[0]))
+        _, p = predictor.model.class_probability(X, target=j["key"], classes=key_class)
+        _, q = predictor.model.class_probability(X, target=j["time_signature"], classes=meter_class)
+        out.update(key_prob=float(p[0]), time_signature_prob=float(q[0]))
     else:
-        from .targets import clip_to_valid
-
-        seqs = TrackSequences(row, experts=predictor.experts, arrays=[feats])
-        table = predictor.model.predict_table(seqs)
-        pred = clip_to_valid(table[list(TARGETS)].to_numpy())[0]
-        out.update(zip(TARGETS, pred))
+        table = predictor.model.predict_table(TrackSequences(row, experts=predictor.experts, arrays=[feats]))
+        out.update(zip(TARGETS, clip_to_valid(table[list(TARGETS)].to_numpy())[0]))
         out.update({c: table[c].iloc[0] for c in EXTRA})
-        if np.isnan(out["mode"]):
-            out["key"] = float(np.mod(np.round(out["key"]), 12))
-            out["time_signature"] = float(np.clip(np.round(out["time_signature"]), 3, 7))
+    # a class regressed as a number is reported as the class the metrics score it as (a class head's is one already)
+    out.update(key=float(key_class(out["key"])), time_signature=float(meter_class(out["time_signature"])))
     return out
 
 

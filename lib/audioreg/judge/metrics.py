@@ -161,6 +161,19 @@ def _round_half_up(values: np.ndarray) -> np.ndarray:
     return low + (values - low >= 0.5)
 
 
+def key_class(est) -> np.ndarray:
+    """The pitch class a real-valued key estimate stands for: rounded to the nearest integer
+    (halves up: 11.5 -> 12), modulo 12 (negative estimates wrap: -0.6 -> -1 -> 11)."""
+    return np.mod(_round_half_up(np.asarray(est, dtype=np.float64)), 12.0)
+
+
+def meter_class(est) -> np.ndarray:
+    """The meter a real-valued time-signature estimate stands for: rounded to the nearest
+    integer (halves up: 4.5 -> 5) and clipped to Spotify's documented 3..7."""
+    low, high = VALID_RANGES["time_signature"]
+    return np.clip(_round_half_up(np.asarray(est, dtype=np.float64)), low, high)
+
+
 def _check_integer_labels(ref: np.ndarray, *, target: str) -> None:
     low, high = VALID_RANGES[target]
     bad = (ref != np.round(ref)) | (ref < low) | (ref > high)
@@ -297,7 +310,7 @@ def key_hits(ref, est) -> np.ndarray:
     """
     ref_arr, est_arr = _pair(ref, est)
     _check_integer_labels(ref_arr, target="key")
-    return np.mod(_round_half_up(est_arr), 12.0) == ref_arr
+    return key_class(est_arr) == ref_arr
 
 
 def key_accuracy(ref, est) -> float:
@@ -348,7 +361,7 @@ def mirex_key_scores(ref_key, ref_mode, est_key, est_mode) -> np.ndarray:
     """
     ref_arr, est_arr = _pair(ref_key, est_key)
     _check_integer_labels(ref_arr, target="key")
-    est_pc = np.mod(_round_half_up(est_arr), 12.0).astype(int)
+    est_pc = key_class(est_arr).astype(int)
     ref_m = np.asarray(ref_mode, dtype=np.float64).reshape(-1)
     est_m = np.broadcast_to(np.asarray(est_mode, dtype=np.float64), ref_arr.shape)
     if ref_m.shape != ref_arr.shape or not np.all(np.isin(ref_m, (0.0, 1.0))) or not np.all(np.isin(est_m, (0.0, 1.0))):
@@ -375,8 +388,7 @@ def time_signature_hits(ref, est) -> np.ndarray:
     """
     ref_arr, est_arr = _pair(ref, est)
     _check_integer_labels(ref_arr, target="time_signature")
-    low, high = VALID_RANGES["time_signature"]
-    return np.clip(_round_half_up(est_arr), low, high) == ref_arr
+    return meter_class(est_arr) == ref_arr
 
 
 def time_signature_accuracy(ref, est) -> float:
