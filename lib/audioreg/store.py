@@ -90,6 +90,12 @@ def input_signature(X) -> list | None:
     return [int(shape[1])] if shape is not None and len(shape) == 2 else None
 
 
+def _kind(model) -> str:
+    """The short name of a model's class: its folder prefix under ``data/models/`` and its
+    folder under ``runs/<run_id>/``."""
+    return MODEL_KINDS.get(type(model).__name__, type(model).__name__.lower())
+
+
 def model_dir(params, model, *, data_key: str, inputs: list | None = None) -> Path:
     """``data/models/<kind>-<key>/``: one fit, keyed by the model's class and settings
     (:func:`model_settings`, hashed whole), the data's key (the split's), the inputs'
@@ -97,7 +103,7 @@ def model_dir(params, model, *, data_key: str, inputs: list | None = None) -> Pa
     so any run with the same settings and data reuses it."""
     import sklearn
 
-    kind = MODEL_KINDS.get(type(model).__name__, type(model).__name__.lower())
+    kind = _kind(model)
     key = digest({"model": f"{type(model).__module__}.{type(model).__name__}", "settings": model_settings(model),
                   "data": data_key, "sklearn": sklearn.__version__, **({"inputs": inputs} if inputs else {})})
     return config(params).data_dir / "models" / f"{kind}-{key}"
@@ -108,21 +114,28 @@ def fit_model(params, model, X, y, *, data_key: str, **fit_params):
 
     A model with a ``checkpoint_dir`` setting (the GRU) trains into that folder and resumes
     from it, so a finished fit is a no-op; any other (the forest) is saved there with joblib
-    once fitted, ``meta.json`` last, and loaded instead of refitted. Returns the fitted model.
+    once fitted, ``meta.json`` last, and loaded instead of refitted. Once the model is fitted,
+    ``runs/<run_id>/<kind>/model.json`` points at its folder (where ``audioreg predict --run``
+    finds it). Returns the fitted model.
     """
-    import joblib
-
     cfg = config(params)
-    out = model_dir(cfg, model, data_key=data_key, inputs=input_signature(X))
+    inputs = input_signature(X)
+    out = model_dir(cfg, model, data_key=data_key, inputs=inputs)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"model": type(model).__name__, "settings": model_settings(model), "data": data_key,
-            "params": cfg.params}
-    kind = MODEL_KINDS.get(type(model).__name__, type(model).__name__.lower())
-    (cfg.run_dir / kind).mkdir(parents=True, exist_ok=True)  # where `audioreg predict --run` finds the fit
+    fitted = _fit_or_load(cfg, model, X, y, out, data_key=data_key, **fit_params)
     from .features.frames import FEATURE_VERSION
 
-    atomic.write_json(cfg.run_dir / kind / "model.json", {"model": type(model).__name__, "model_dir": str(out),
-                                                          "inputs": input_signature(X), "feature_version": FEATURE_VERSION})
+    (cfg.run_dir / _kind(model)).mkdir(parents=True, exist_ok=True)
+    atomic.write_json(cfg.run_dir / _kind(model) / "model.json", {"model": type(model).__name__, "model_dir": str(out),
+                                                                  "inputs": inputs, "feature_version": FEATURE_VERSION})
+    return fitted
+
+
+def _fit_or_load(cfg, model, X, y, out: Path, *, data_key: str, **fit_params):
+    import joblib
+
+    meta = {"model": type(model).__name__, "settings": model_settings(model), "data": data_key,
+            "params": cfg.params}
     if "checkpoint_dir" in model.get_params(deep=False):
         model.set_params(checkpoint_dir=str(out))
         if not (out / "meta.json").is_file():
@@ -139,22 +152,11 @@ def fit_model(params, model, X, y, *, data_key: str, **fit_params):
     return model
 
 
-def aligned_predictions(params, table: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each saved model's ``[n, 11]`` predictions for exactly ``table``'s rows, in its order.
+def aligned_frames(params, table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each saved model's predictions frame for exactly ``table``'s rows, in its order.
 
     Raises if a model's saved rows differ from ``table`` (it was trained on another split).
     """
-    return {model: prediction_matrix(df) for model, df in aligned_frames(params, table).items()}
-
-
-def aligned_modes(params, table: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The modes predicted for ``table``'s rows by each saved model that predicts one."""
-    return {model: df["pred_mode"].to_numpy(dtype=np.float64)
-            for model, df in aligned_frames(params, table).items() if "pred_mode" in df.columns}
-
-
-def aligned_frames(params, table: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Each saved model's predictions frame for exactly ``table``'s rows, in its order."""
     out = {}
     wanted = set(table["split"])
     for model, df in load_predictions(params, split_name=None).items():
@@ -252,17 +254,19 @@ def noise_ceiling(params, rows: pd.DataFrame, y_train: np.ndarray) -> dict | Non
 
 
 def _compared(params, rows: pd.DataFrame, compare_runs) -> tuple[dict, dict]:
-    """This run's saved predictions and modes for ``rows``, then those of the trained models of
-    each run in ``compare_runs`` (named ``"<model> [<run_id>]"``; they must hold the same rows)."""
-    preds, modes = aligned_predictions(params, rows), aligned_modes(params, rows)
-    for run_id in compare_runs:
-        other = {**config(params).params, "run_id": run_id}
-        for model, df in aligned_frames(other, rows).items():
-            if model == "dsp":  # the experts do not depend on the run
+    """This run's saved ``[n, 11]`` predictions for ``rows`` and the modes of the models that
+    predict one, then those of the trained models of each run in ``compare_runs`` (named
+    ``"<model> [<run_id>]"``; they must hold the same rows)."""
+    preds, modes = {}, {}
+    for run_id in ["", *compare_runs]:
+        run = {**config(params).params, **({"run_id": run_id} if run_id else {})}
+        for model, df in aligned_frames(run, rows).items():
+            if run_id and model == "dsp":  # the experts do not depend on the run
                 continue
-            preds[f"{model} [{run_id}]"] = prediction_matrix(df)
+            name = f"{model} [{run_id}]" if run_id else model
+            preds[name] = prediction_matrix(df)
             if "pred_mode" in df.columns:
-                modes[f"{model} [{run_id}]"] = df["pred_mode"].to_numpy(dtype=np.float64)
+                modes[name] = df["pred_mode"].to_numpy(dtype=np.float64)
     return preds, modes
 
 
