@@ -209,6 +209,29 @@ def _process_pool(n_workers: int, *, prepare: bool = False) -> cf.ProcessPoolExe
                                   initargs=(prepare and not fork,))
 
 
+def _each_file(items: list, work, *, n_workers: int, prepare: bool, timeout_s: float):
+    """Yield ``(item, work(*item[1:], timeout_s=timeout_s))`` for items ``(track_id, path, ...)``,
+    in this process (``n_workers <= 1``) or in the local pool as they complete; with ``prepare``,
+    each process is ready to extract first (:func:`prepare_process`). A worker that dies (e.g. a
+    decoder crashed) gives a failed result naming the file; the rest go on."""
+    if n_workers <= 1:
+        if prepare:
+            prepare_process()
+        with _one_blas_thread():
+            for item in items:
+                yield item, work(*item[1:], timeout_s=timeout_s)
+        return
+    with _process_pool(n_workers, prepare=prepare) as pool:
+        futures = {pool.submit(work, *item[1:], timeout_s=timeout_s): item for item in items}
+        for fut in cf.as_completed(futures):
+            item = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # a worker died: record it, keep going
+                res = _worker_failed(item[1], exc)
+            yield item, res
+
+
 def _worker_failed(path: str, exc: BaseException) -> dict:
     """The failed result of a file whose pool worker died (e.g. a decoder crashed)."""
     return {"ok": False, "reason": f"worker failed on {path}: {type(exc).__name__}: {exc}"}
@@ -466,24 +489,11 @@ def extract_many(
     elif torch_device is not None:
         _extract_batched(todo, record, bar, device=torch_device, batch_size=max(1, int(batch_size)),
                          n_workers=n_workers, timeout_s=timeout_s)
-    elif n_workers <= 1:
-        prepare_process()
-        with _one_blas_thread():
-            for tid, path, target in todo:
-                record(tid, path, target, extract_file(path, target, timeout_s=timeout_s))
-                bar.update()
     else:
-        with _process_pool(n_workers, prepare=True) as pool:
-            futures = {pool.submit(extract_file, path, target, timeout_s=timeout_s): (tid, path, target)
-                       for tid, path, target in todo}
-            for fut in cf.as_completed(futures):
-                tid, path, target = futures[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # a worker died (e.g. a decoder crashed): record it, keep going
-                    res = _worker_failed(path, exc)
-                record(tid, path, target, res)
-                bar.update()
+        for (tid, path, target), res in _each_file(todo, extract_file, n_workers=n_workers, prepare=True,
+                                                   timeout_s=timeout_s):
+            record(tid, path, target, res)
+            bar.update()
     bar.close()
     order = {tid: i for i, tid in enumerate(files["track_id"])}
     index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
@@ -531,22 +541,9 @@ def experts_many(files: pd.DataFrame, *, workers: int = 0, timeout_s: float = 12
     if items:
         ensure_compiled()
     bar = tqdm(total=len(items), desc="experts", unit="file", disable=not progress)
-    if n_workers <= 1:
-        with _one_blas_thread():
-            for tid, path in items:
-                record(tid, path, experts_file(path, timeout_s=timeout_s))
-                bar.update()
-    else:
-        with _process_pool(n_workers) as pool:
-            futures = {pool.submit(experts_file, path, timeout_s=timeout_s): (tid, path) for tid, path in items}
-            for fut in cf.as_completed(futures):
-                tid, path = futures[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # a worker died: record it, keep going
-                    res = _worker_failed(path, exc)
-                record(tid, path, res)
-                bar.update()
+    for (tid, path), res in _each_file(items, experts_file, n_workers=n_workers, prepare=False, timeout_s=timeout_s):
+        record(tid, path, res)
+        bar.update()
     bar.close()
     table = pd.DataFrame([rows[tid] for tid, _ in items if tid in rows])
     return table, pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
