@@ -136,3 +136,22 @@ def test_models_see_the_loudness_of_the_original_channels(params):
     assert len(seqs) == len(table) and seqs[0].shape[1] == 47
     np.testing.assert_array_equal(seqs[0][:, :46], stages.sequences(table)[0])
     assert (seqs[0][:, 46] == np.float32(table["lufs"].iloc[0])).all()
+
+
+def test_dsp_predictions_take_the_experts_answers_and_the_baseline_for_the_rest():
+    from audioreg.judge.metrics import mean_baseline
+    from audioreg.targets import TARGETS
+
+    j = {t: i for i, t in enumerate(TARGETS)}
+    rows = pd.DataFrame({"dsp_tempo": [120.0, np.nan, 0.0], "dsp_key": [3.0, np.nan, -1.0],
+                         "dsp_mode": [0.0, np.nan, 1.0], "lufs": [-10.0, -11.0, -12.0]})
+    y_train = np.tile(np.linspace(0.1, 1.0, 11), (4, 1))
+    y_train[:, j["tempo"]], y_train[:, j["key"]], y_train[:, j["time_signature"]] = [90, 100, 110, 120], [5, 5, 2, 5], 4
+    pred, mode = stages.dsp_predictions(rows, y_train)
+    base = mean_baseline(y_train, 3)
+    np.testing.assert_array_equal(pred[:, j["tempo"]], [120.0, 105.0, 105.0])  # failed or no beat: the mean
+    np.testing.assert_array_equal(pred[:, j["key"]], [3.0, 5.0, 5.0])  # failed or no key: the majority
+    np.testing.assert_array_equal(pred[:, j["loudness"]], [-10.0, -11.0, -12.0])
+    np.testing.assert_array_equal(mode, [0.0, np.nan, np.nan])
+    others = [j[t] for t in TARGETS if t not in ("tempo", "key", "loudness")]
+    np.testing.assert_array_equal(pred[:, others], base[:, others])

@@ -202,6 +202,11 @@ def ingest(params) -> IngestResult:
     return IngestResult(out, manifest, probs, key)
 
 
+def _track_hashes(manifest: pd.DataFrame) -> list:
+    """The manifest's sorted ``(track_id, sha256)`` pairs: what the stages built from the audio are keyed by."""
+    return sorted(zip(manifest["track_id"], manifest["sha256"])) if len(manifest) else []
+
+
 def _read_manifest(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"track_id": str, "artists": str, "track_name": str, "album_name": str})
 
@@ -231,7 +236,7 @@ def features(params) -> FeaturesResult:
     cfg = config(params)
     ing = ingest(cfg)
     torch_device = extract.feature_device(cfg["extract_device"])
-    key = digest({"tracks": sorted(zip(ing.manifest["track_id"], ing.manifest["sha256"])) if len(ing.manifest) else [],
+    key = digest({"tracks": _track_hashes(ing.manifest),
                   "features": frames.feature_params(),
                   # the torch path agrees within tolerance, not bit for bit: its arrays get their own folder
                   **({"computed_with": "torch"} if torch_device is not None else {})})
@@ -341,15 +346,12 @@ def experts(params) -> ExpertsResult:
 
     cfg = config(params)
     ing = ingest(cfg)
-    key = digest({"v": EXPERTS_VERSION, "tracks": sorted(zip(ing.manifest["track_id"], ing.manifest["sha256"]))
-                  if len(ing.manifest) else [], "sr": frames.SR})
+    key = digest({"v": EXPERTS_VERSION, "tracks": _track_hashes(ing.manifest), "sr": frames.SR})
     out = cfg.data_dir / "experts" / f"experts-{key}"
     if (out / "meta.json").is_file():
         return ExpertsResult(out, pd.read_csv(out / "experts.csv", dtype={"track_id": str}),
                              pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key)
-    table, failures = extract.experts_many(ing.manifest[["track_id", "path"]] if len(ing.manifest) else
-                                           pd.DataFrame(columns=["track_id", "path"]),
-                                           workers=int(cfg["workers"]), timeout_s=float(cfg["file_timeout_s"]),
+    table, failures = extract.experts_many(ing.manifest.reindex(columns=["track_id", "path"]), workers=int(cfg["workers"]), timeout_s=float(cfg["file_timeout_s"]),
                                            progress=bool(cfg["progress"]))
     columns = ["track_id"] + [f"dsp_{c}" for c in ex.ESTIMATES + ex.FEATURES]
     table = table.rename(columns={c: f"dsp_{c}" for c in table.columns if c != "track_id"}).reindex(columns=columns)
@@ -503,14 +505,12 @@ def dsp_predictions(table: pd.DataFrame, y_train: np.ndarray) -> tuple[np.ndarra
 
     pred = mean_baseline(y_train, len(table))
     col = {t: j for j, t in enumerate(TARGETS)}
-    tempo = table.get("dsp_tempo", pd.Series(np.nan, index=table.index)).to_numpy(dtype=np.float64)
-    pred[:, col["tempo"]] = np.where(tempo > 0, tempo, pred[:, col["tempo"]])
-    key = table.get("dsp_key", pd.Series(np.nan, index=table.index)).to_numpy(dtype=np.float64)
-    found = np.isfinite(key) & (key >= 0)
+    tempo, key, mode = (table[f"dsp_{c}"].to_numpy(dtype=np.float64) for c in ("tempo", "key", "mode"))
+    pred[:, col["tempo"]] = np.where(tempo > 0, tempo, pred[:, col["tempo"]])  # NaN (failed) and 0 (no beat) keep the mean
+    found = key >= 0  # False for NaN (failed) and -1 (no key)
     pred[:, col["key"]] = np.where(found, key, pred[:, col["key"]])
     pred[:, col["loudness"]] = table["lufs"].to_numpy(dtype=np.float64)
-    mode_dsp = table.get("dsp_mode", pd.Series(np.nan, index=table.index)).to_numpy(dtype=np.float64)
-    return pred, np.where(found, mode_dsp, np.nan)
+    return pred, np.where(found, mode, np.nan)
 
 
 def part(table: pd.DataFrame, name: str | tuple[str, ...]) -> pd.DataFrame:
