@@ -100,7 +100,7 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
 
         model = GRURegressor.from_checkpoint(folder / "best.pt", device="cpu")
         experts = bool(params.get("expert_inputs", False))
-    name = {"rf": "random forest", "gru": "GRU"}[kind]
+    name = {sub: model for model, sub in store.MODEL_DIRS.items()}[kind]
     table = store.conformal({**params, "root": str(run_dir.parent.parent), "run_id": run_dir.name}).get(name)
     half = {} if table is None else table["half_width"].to_dict()
     return Predictor(kind, model, experts, half, table)

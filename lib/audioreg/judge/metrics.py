@@ -596,8 +596,8 @@ def model_modes(models, *, mode_true, mode_train, mode_preds: Mapping[str, objec
     out = {}
     for m in models:
         own = (mode_preds or {}).get(m)
-        out[m] = fallback if own is None else np.where(np.isfinite(np.asarray(own, dtype=np.float64)),
-                                                       np.asarray(own, dtype=np.float64), fallback)
+        own = None if own is None else np.asarray(own, dtype=np.float64)
+        out[m] = fallback if own is None else np.where(np.isfinite(own), own, fallback)
     return out
 
 

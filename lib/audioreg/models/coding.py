@@ -134,20 +134,15 @@ class TargetCoding:
 
     def fit(self, coded: np.ndarray) -> dict[str, np.ndarray]:
         """Target normalizers of coded training labels: the regressed columns' mean and standard
-        deviation over their labelled rows; the class columns get mean 0 and std 1 (left as is)."""
-        from audioreg.models.train import STD_FLOOR
+        deviation over their labelled rows (:func:`audioreg.models.train.target_normalizers`);
+        the class columns get mean 0 and std 1 (left as is)."""
+        from audioreg.models.train import target_normalizers
 
         coded = np.asarray(coded, dtype=np.float64)
-        n_reg = len(self.regressed)
-        mean, std = np.zeros(coded.shape[1]), np.ones(coded.shape[1])
-        for j in range(n_reg):
-            v = coded[:, j]
-            v = v[np.isfinite(v)]
-            if len(v):
-                mean[j] = v.mean()
-                s = v.std()
-                std[j] = s if s > STD_FLOOR else 1.0
-        return {"target_mean": mean, "target_std": std}
+        n_class = coded.shape[1] - len(self.regressed)
+        reg = target_normalizers(coded[:, : len(self.regressed)])
+        return {"target_mean": np.concatenate([reg["target_mean"], np.zeros(n_class)]),
+                "target_std": np.concatenate([reg["target_std"], np.ones(n_class)])}
 
     def rotate(self, coded_row: np.ndarray, semitones: int) -> np.ndarray:
         """A coded (not z-scored) label row for the same audio ``semitones`` higher: the key moves."""

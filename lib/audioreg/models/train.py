@@ -173,9 +173,21 @@ def fit_normalizers(
         y = np.asarray(targets, dtype=np.float64)
         if y.ndim != 2 or len(y) != len(sequences):
             raise ValueError(f"targets must be [{len(sequences)}, n_targets], got {y.shape}")
-        normalizers["target_mean"] = y.mean(axis=0)
-        normalizers["target_std"] = _floored(y.std(axis=0))
+        normalizers.update(target_normalizers(y))
     return normalizers
+
+
+def target_normalizers(targets: np.ndarray) -> dict[str, np.ndarray]:
+    """``target_mean`` and ``target_std`` of each column of ``targets`` [n, k] over its labelled
+    (finite) rows; a standard deviation below :data:`STD_FLOOR`, or a column without labels,
+    gets 1 (and such a column mean 0)."""
+    y = np.asarray(targets, dtype=np.float64)
+    mean, std = np.zeros(y.shape[1]), np.ones(y.shape[1])
+    for j in range(y.shape[1]):
+        v = y[np.isfinite(y[:, j]), j]
+        if len(v):
+            mean[j], std[j] = v.mean(), v.std()
+    return {"target_mean": mean, "target_std": _floored(std)}
 
 
 class SequenceDataset(Dataset):
@@ -291,11 +303,8 @@ class KeyRotation:
         from audioreg.features import experts, frames
 
         self.coding = coding
-        names = list(columns or [])
-        base = frames.N_FEATURES
-        self.expert_columns = {n: base + i for i, n in enumerate(names)
+        self.expert_columns = {n[4:]: frames.N_FEATURES + i for i, n in enumerate(columns or [])
                                if n.startswith("dsp_") and n[4:] in experts.FEATURES}
-        self.expert_columns = {n[4:]: j for n, j in self.expert_columns.items()}
 
     def __call__(self, x: np.ndarray, y: np.ndarray | None, rng: np.random.Generator):
         from audioreg.features import experts, frames
