@@ -96,8 +96,13 @@ class TargetCoding:
             (("time_signature", len(METERS)),) if self.meter_classes else ())
 
     @property
+    def head_sizes(self) -> tuple[int, ...]:
+        """The sizes of :attr:`heads`, as :class:`~audioreg.models.network.GRUConfig` takes them."""
+        return tuple(size for _, size in self.heads)
+
+    @property
     def n_outputs(self) -> int:
-        return sum(size for _, size in self.heads)
+        return sum(self.head_sizes)
 
     # ----------------------------------------------------------------- coding
     def encode(self, y: np.ndarray, mode: np.ndarray | None = None) -> np.ndarray:

@@ -162,7 +162,7 @@ class GRURegressor(RegressorMixin, BaseEstimator):
 
     def configs(self, *, n_features: int) -> tuple[GRUConfig, TrainConfig]:
         """The network and training configurations these settings make, for data of this width."""
-        heads = tuple(size for _, size in self.coding().heads)
+        heads = self.coding().head_sizes
         net = GRUConfig(n_features=n_features, n_outputs=sum(heads), hidden_size=self.hidden_size,
                         num_layers=self.num_layers, dropout=self.dropout, layer_norm=self.layer_norm,
                         heads=heads, per_target_heads=self.per_target_heads)

@@ -825,7 +825,7 @@ def train_gru(
     if len(train_sequences) == 0 or len(val_sequences) == 0:
         raise ValueError("train and validation sets must be non-empty")
     n_features = int(train_sequences[0].shape[1])
-    if n_features != net.n_features or net.heads != tuple(size for _, size in coding.heads):
+    if n_features != net.n_features or net.heads != coding.head_sizes:
         raise ValueError(f"the data have {n_features} features and the coding {coding.n_outputs} outputs; the "
                          f"network is built for {net.n_features} features and heads {net.heads}")
     model_config, train_config = net.as_dict(), config.as_dict()
