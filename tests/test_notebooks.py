@@ -5,6 +5,7 @@ determinism. One file, so that one pytest-xdist worker (``--dist loadfile``) bui
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audioreg import runner, stages
+from audioreg import cli, runner, stages
 from audioreg.features.extract import array_name
 from audioreg.params import UnknownParameterError, load_yaml, save_yaml
 from audioreg.targets import TARGETS
@@ -305,3 +306,57 @@ def test_same_metrics_and_predictions(two_runs):
         pd.testing.assert_frame_equal(preds[0], preds[1], check_exact=True)
     history = [pd.read_csv(r / "runs" / RUN_ID / "gru/history.csv").drop(columns="seconds") for r in two_runs]
     pd.testing.assert_frame_equal(history[0], history[1], check_exact=True)
+
+
+# ------------------------------------------------------------------ audioreg predict with the chain's models
+
+
+@pytest.fixture(scope="module")
+def predict_folder(smoke_run, tmp_path_factory):
+    """Real-looking input: a smoke track under a Unicode name in a nested folder, an upper-case
+    extension, a broken file and a file that is not audio."""
+    src = sorted((smoke_run.work / "data" / "raw" / "smoke").rglob("*.wav"))[:2]
+    root = tmp_path_factory.mktemp("predict")
+    (root / "a" / "b").mkdir(parents=True)
+    shutil.copy(src[0], root / "a" / "b" / "Mötley – ünï.wav")
+    shutil.copy(src[1], root / "a" / "UPPER.WAV")
+    (root / "broken.flac").write_bytes(b"not audio at all" * 100)
+    (root / "notes.txt").write_text("not audio")
+    return root
+
+
+@pytest.mark.parametrize("model", ["gru", "rf", "dsp"])
+def test_predict_lists_broken_files_and_writes_every_readable_one(smoke_run, predict_folder, model, tmp_path, capsys):
+    out = tmp_path / "pred.csv"
+    rc = cli.main(["predict", str(predict_folder), "--run", str(smoke_run.run_dir), "--model", model, "--out", str(out),
+                   "--no-progress"])
+    assert rc == 0
+    df = pd.read_csv(out)
+    assert sorted(p.split("/")[-1] for p in df["path"]) == ["Mötley – ünï.wav", "UPPER.WAV"]
+    failures = pd.read_csv(tmp_path / "pred.failures.csv")
+    assert failures["path"].str.endswith("broken.flac").tolist() == [True]
+    assert "broken.flac" in capsys.readouterr().err
+    assert {*TARGETS, "mode", "key_prob", "mode_prob", "time_signature_prob"} <= set(df.columns)
+    if model == "dsp":  # what the experts measure, and nothing invented for the rest
+        assert df["tempo"].between(30, 300).all() and df["loudness"].between(-70, 0).all()
+        assert df["key"].between(-1, 11).all() and df["energy"].isna().all()
+        assert not any(c.endswith("_lo") for c in df.columns)
+        return
+    for t in TARGETS:
+        if t in ("key", "time_signature"):
+            continue
+        lo, hi = df[f"{t}_lo"], df[f"{t}_hi"]
+        assert ((lo <= df[t] + 1e-9) & (df[t] <= hi + 1e-9)).all(), t
+    assert set(df["key"]) <= set(range(12)) and set(df["time_signature"]) <= {3, 4, 5, 6, 7}
+    if model == "rf":  # the share of trees that agree with the forest's class
+        assert df["key_prob"].between(0, 1).all() and df["time_signature_prob"].between(0, 1).all()
+
+
+def test_predict_reports_its_coverage_and_the_run_keeps_it(smoke_run, predict_folder, tmp_path, capsys):
+    cli.main(["predict", str(predict_folder / "a"), "--run", str(smoke_run.run_dir), "--model", "gru",
+              "--out", str(tmp_path / "p.csv"), "--no-progress"])
+    assert "coverage measured on the run's test part" in capsys.readouterr().out
+    doc = json.loads((smoke_run.run_dir / "metrics.json").read_text())
+    assert doc["conformal"]["level"] == 0.9
+    assert set(doc["conformal"]["models"]) == {"random forest", "GRU", "dsp"}
+    assert "dsp" in doc["metrics"]
