@@ -164,3 +164,48 @@ def test_stage_timings_cover_the_run():
     F.extract_features(y=triad(60, seconds=3.0), sr=SR, timings=timings)
     assert {"stft", "power+contrast+peaks", "mel", "zcr", "chroma", "mfcc", "tonnetz+stack"} <= set(timings)
     assert all(v >= 0 for v in timings.values())
+
+
+@pytest.mark.parametrize("sr", [22050, 44100, 16000])
+def test_banks_equal_librosas_to_the_bit(sr):
+    """The extractor builds its window, filter banks and small transforms without librosa
+    (whose modules import scipy.signal): each must be librosa's own, bit for bit."""
+    import warnings
+
+    import librosa
+
+    from audioreg.features import banks
+
+    assert np.array_equal(banks.hann(2048), librosa.filters.get_window("hann", 2048, fftbins=True))
+    assert np.array_equal(banks.fft_frequencies(sr=sr, n_fft=2048), librosa.fft_frequencies(sr=sr, n_fft=2048))
+    assert np.array_equal(banks.mel(sr=sr, n_fft=2048, n_mels=128), librosa.filters.mel(sr=sr, n_fft=2048, n_mels=128))
+    for tuning in (0.0, -0.5, -0.07, 0.13, 0.49):
+        assert np.array_equal(banks.chroma(sr=sr, n_fft=2048, tuning=tuning),
+                              librosa.filters.chroma(sr=sr, n_fft=2048, tuning=tuning, n_chroma=12))
+    rng = np.random.default_rng(sr)
+    for dtype in (np.float32, np.float64):
+        x = rng.random((200, 12)).astype(dtype)
+        x[3] = 0  # a silent frame stays as it is
+        assert np.array_equal(banks.normalize(x, norm=np.inf, axis=1), librosa.util.normalize(x, norm=np.inf, axis=1))
+        assert np.array_equal(banks.tonnetz(x.T), librosa.feature.tonnetz(chroma=x.T, sr=sr))
+    power = rng.random((200, 7)) ** 8
+    assert np.array_equal(banks.power_to_db(power), librosa.power_to_db(power))
+    freqs = rng.uniform(150, 4000, 3000).astype(np.float32)
+    assert banks.pitch_tuning(freqs) == librosa.pitch_tuning(freqs, resolution=0.01, bins_per_octave=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert banks.pitch_tuning(np.zeros(3)) == librosa.pitch_tuning(np.zeros(3)) == 0.0
+    with pytest.raises(ValueError, match="finite"):
+        banks.normalize(np.array([[np.nan, 1.0]]), norm=1, axis=1)
+
+
+def test_extracting_features_imports_neither_librosa_nor_scipy_signal():
+    """A process that only extracts features never pays for importing librosa and scipy.signal."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\nfrom audioreg.features import frames\n"
+            "frames.extract_features(y=np.random.default_rng(0).standard_normal(22050).astype(np.float32))\n"
+            "print(sorted(m for m in ('librosa', 'scipy.signal', 'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

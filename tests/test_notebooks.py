@@ -360,3 +360,58 @@ def test_predict_reports_its_coverage_and_the_run_keeps_it(smoke_run, predict_fo
     assert doc["conformal"]["level"] == 0.9
     assert set(doc["conformal"]["models"]) == {"random forest", "GRU", "dsp"}
     assert "dsp" in doc["metrics"]
+
+
+def test_evaluate_scores_the_runs_models_beside_the_experts_on_one_decoding_per_row(smoke_run, tmp_path, capsys):
+    """``audioreg evaluate --run``: the chain's rf and gru scored beside the experts on labelled smoke
+    tracks, one of them as two stems; every file is decoded once, and a single file's model
+    predictions are those ``audioreg predict`` makes of it."""
+    import soundfile as sf
+
+    from audioreg import evaluate as ev
+    from audioreg import predict as pr
+    from audioreg.data import audio
+    from audioreg.features import frames
+
+    raw = smoke_run.work / "data" / "raw" / "smoke"
+    meta = pd.read_csv(raw / "metadata.csv").head(3)
+    y, _ = audio.load_audio(raw / meta["path"][2], sr=frames.SR)
+    sf.write(tmp_path / "stem_a.wav", 0.25 * y, frames.SR, subtype="FLOAT")
+    sf.write(tmp_path / "stem_b.wav", 0.75 * y, frames.SR, subtype="FLOAT")
+    paths = [str(raw / meta["path"][0]), str(raw / meta["path"][1]), f"{tmp_path / 'stem_a.wav'}+{tmp_path / 'stem_b.wav'}"]
+    pd.DataFrame({"path": paths, "bpm": meta["tempo"], "key": meta["key"], "mode": meta["mode"],
+                  "time_signature": meta["time_signature"]}).to_csv(tmp_path / "ann.csv", index=False)
+    decodes = []
+    decode = audio.load_audio
+
+    def counting_decode(path, *args, **kwargs):
+        decodes.append(path)
+        return decode(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(audio, "load_audio", counting_decode)
+        mp.setattr(ev, "load_audio", counting_decode)
+        assert cli.main(["evaluate", str(tmp_path / "ann.csv"), "--run", str(smoke_run.run_dir),
+                         "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert len(decodes) == 4  # two files and two stems, once each, for the experts and both models
+    doc = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    models = ["rf [smoke]", "gru [smoke]"]
+    assert doc["failures"] == [] and doc["models"] == models and len(doc["predictions"]) == 6
+    for attr in ("tempo", "key", "time_signature"):
+        assert doc["scores"][attr]["n"] == 3 and all(m in doc["scores"][attr] for m in models), attr
+    preds = pd.DataFrame(doc["predictions"])
+    key = doc["scores"]["key"]
+    for m in models:
+        has_mode = preds.loc[preds["model"] == m, "mode"].notna().all()
+        assert ("mirex" in key[m]) == has_mode and (key.get("notes", {}).get(m) == ev.NO_MODE) != has_mode, m
+    assert key["notes"]["rf [smoke]"] == ev.NO_MODE  # the forest predicts no mode
+    out = capsys.readouterr().out
+    assert "tempo (n=3) gru [smoke]: Acc1" in out and "time_signature (n=3) rf [smoke]: accuracy" in out
+    page = (tmp_path / "out" / "evaluation.html").read_text(encoding="utf-8")
+    assert "<td>time_signature</td><td>gru [smoke]</td><td>3</td>" in page and "<td>key</td><td>rf [smoke]</td>" in page
+    for kind in ("rf", "gru"):
+        want = pr.predict_file(raw / meta["path"][0], pr.load(smoke_run.run_dir, kind))
+        got = preds[(preds["model"] == f"{kind} [smoke]") & (preds["row"] == 2)].iloc[0]
+        assert got["tempo"] == pytest.approx(want["tempo"], rel=1e-9), kind
+        assert (got["key"], got["time_signature"]) == (want["key"], want["time_signature"]), kind
+    assert list(ev.load_models([smoke_run.run_dir], ["gru"])) == ["gru [smoke]"]

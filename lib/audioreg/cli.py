@@ -46,11 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--file", action="append", default=[], metavar="YAML")
     p.add_argument("-p", "--param", action="append", nargs=2, metavar=("KEY", "VALUE"))
 
-    v = sub.add_parser("evaluate", help="score the expert (DSP) tempo and key estimators on annotated audio")
+    from .features.experts import KEY_PROFILES
+
+    v = sub.add_parser("evaluate", help="score the expert (DSP) estimators and trained models on annotated audio")
     v.add_argument("annotations", metavar="ANNOTATIONS.csv",
                    help="columns: path (relative to the table; '+' joins stems) and any of bpm, key, mode, time_signature")
     v.add_argument("--out", default="reports/evaluate", metavar="DIR", help="where evaluation.json and evaluation.html go")
-    v.add_argument("--profile", default="krumhansl", choices=("krumhansl", "temperley"), help="key profile")
+    v.add_argument("--profile", default="krumhansl", choices=tuple(KEY_PROFILES), help="the experts' key profile")
+    v.add_argument("--run", action="append", default=[], metavar="runs/<run_id>",
+                   help="also score this run's trained models, as rows '<model> [<run_id>]' (repeatable)")
+    v.add_argument("--model", action="append", default=None, choices=("rf", "gru"),
+                   help="which of each --run's models (repeatable; default: every model the run holds)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     q = sub.add_parser("predict", help="Spotify's audio attributes of audio files, by a run's model or the experts")
@@ -68,12 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evaluate":
         from . import evaluate as ev
 
-        result = ev.evaluate(ev.read_annotations(args.annotations), profile=args.profile, progress=not args.no_progress)
+        if args.model and not args.run:
+            print("audioreg: error: --model needs --run runs/<run_id> (the run that trained it)", file=sys.stderr)
+            return 2
+        try:
+            models = ev.load_models(args.run, args.model)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"audioreg: error: {exc}", file=sys.stderr)
+            return 2
+        result = ev.evaluate(ev.read_annotations(args.annotations), profile=args.profile, models=models,
+                             progress=not args.no_progress)
         js, page = ev.write(result, args.out, source=str(args.annotations))
-        for attr, s in result.scores.items():
-            print(f"{attr} (n={s['n']}): " + "; ".join(f"{m} {v}" for m, v in s.items() if m not in ("n", "n_with_mode")))
+        print("\n".join(ev.summary(result.scores)))
         for f in result.failures.to_dict(orient="records"):
-            print(f"unreadable: {f['path']}: {f['reason']}", file=sys.stderr)
+            print(f"not scored: {f['path']}: {f['reason']}", file=sys.stderr)
         print(f"wrote {js} and {page}")
         return 0
 

@@ -106,25 +106,60 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
     return Predictor(kind, model, experts, half, table)
 
 
-def _inputs(path: Path, predictor: Predictor) -> tuple[np.ndarray, pd.DataFrame]:
-    """One file's frame features and its one-row table of track-level values."""
-    from .data.audio import load_audio, measure_loudness
+def _inputs(y: np.ndarray, lufs: float, predictor: Predictor, *, feats: np.ndarray | None = None,
+            expert_values: dict | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """One signal's frame features and its one-row table of track-level values (``feats`` and
+    ``expert_values``: what :func:`predict_signal` was given, computed here when absent)."""
     from .features import experts, frames
     from .stages import SILENT_LUFS
 
-    y, sr = load_audio(path, sr=frames.SR)
-    feats = frames.extract_features(y=y, sr=sr) if predictor.kind != "dsp" else None
-    row = {"lufs": max(measure_loudness(path), SILENT_LUFS)}
+    sr = frames.SR
+    if feats is None and predictor.kind != "dsp":
+        feats = frames.extract_features(y=y, sr=sr)
+    row = {"lufs": max(lufs, SILENT_LUFS)}
     if predictor.needs_experts():
-        row.update({f"dsp_{k}": v for k, v in experts.estimate_all(y, sr=sr).items()})
+        values = experts.estimate_all(y, sr=sr) if expert_values is None else expert_values
+        row.update({f"dsp_{k}": v for k, v in values.items()})
     return feats, pd.DataFrame([row])
 
 
 def predict_file(path: Path, predictor: Predictor) -> dict:
-    """One file's output row (see the module notes)."""
+    """One file's output row (see the module notes): :func:`predict_signal` of its mono
+    decoding at ``frames.SR`` and its integrated loudness over its original channels."""
+    from .data.audio import load_audio, measure_loudness
+    from .features import frames
+
+    y, _ = load_audio(path, sr=frames.SR)
+    return predict_signal(y, measure_loudness(path), predictor)
+
+
+def predict_signal(y: np.ndarray, lufs: float, predictor: Predictor, *, feats: np.ndarray | None = None,
+                   expert_values: dict | None = None) -> dict:
+    """One decoded signal's output row (see the module notes).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono samples at ``frames.SR``.
+    lufs : float
+        Its integrated loudness, dB LUFS: :func:`audioreg.data.audio.measure_loudness` of the
+        file it was decoded from (the original channels, as the training data was measured),
+        or :func:`audioreg.data.loudness.integrated_loudness` of a mix made here.
+    predictor : Predictor
+    feats : np.ndarray [shape=(t, 46)], optional
+        ``frames.extract_features(y=y, sr=frames.SR)``, when several predictors share one signal.
+    expert_values : dict, optional
+        ``experts.estimate_all(y, sr=frames.SR)`` with its default profile (the one the models'
+        expert inputs were computed with), likewise shared.
+
+    Returns
+    -------
+    out : dict
+        The 11 targets and :data:`EXTRA`; ``mode`` is NaN for a model without a mode output.
+    """
     from .stages import TrackSequences, track_inputs
 
-    feats, row = _inputs(path, predictor)
+    feats, row = _inputs(y, lufs, predictor, feats=feats, expert_values=expert_values)
     out = dict.fromkeys(TARGETS + EXTRA, np.nan)
     if predictor.kind == "dsp":
         key = row["dsp_key"].iloc[0]

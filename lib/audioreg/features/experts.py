@@ -17,6 +17,14 @@ KEY_PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
                   (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)),
     "temperley": ((5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0),
                   (5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0)),
+    # EDMA: profiles drawn from a corpus of electronic dance music. Á. Faraldo, E. Gómez, S. Jordà and
+    # P. Herrera, "Key estimation in electronic dance music", ECIR 2016 (Padova). The values Essentia
+    # ships as profileType "edma" (MTG/essentia, src/algorithms/tonal/key.cpp), equal to the authors'
+    # own "edma_ecir" templates; tonic first, so C first for C major and C minor.
+    "edma": ((0.16519551, 0.04749026, 0.08293076, 0.06687112, 0.09994645, 0.09274123,
+              0.05294487, 0.13159476, 0.05218986, 0.07443653, 0.06940723, 0.0642515),
+             (0.17235348, 0.05336489, 0.0761009, 0.10043649, 0.05621498, 0.08527853,
+              0.0497915, 0.13451001, 0.07458916, 0.05003023, 0.09187879, 0.05545106)),
 }
 
 
@@ -27,7 +35,7 @@ def key_correlations(chroma: np.ndarray, *, profile: str = "krumhansl") -> np.nd
     ----------
     chroma : np.ndarray [shape=(12,)] or [shape=(12, t)]
         Pitch-class energy, C first (frames are summed).
-    profile : {"krumhansl", "temperley"}
+    profile : one of :data:`KEY_PROFILES` ("krumhansl", "temperley", "edma")
 
     Returns
     -------
@@ -76,10 +84,38 @@ def tempo_candidates(y: np.ndarray, *, sr: int) -> dict[str, float]:
     """Global tempo from librosa's beat tracker, with its half and double as the octave
     candidates a label audit compares with: ``{"tempo", "tempo_half", "tempo_double"}`` in BPM
     (``tempo`` 0 when no beat is found)."""
-    import librosa
-
-    bpm = float(np.atleast_1d(librosa.beat.beat_track(y=np.asarray(y, dtype=np.float32), sr=sr)[0])[0])
+    bpm = float(np.atleast_1d(librosa_beat().beat_track(y=np.asarray(y, dtype=np.float32), sr=sr)[0])[0])
     return {"tempo": bpm, "tempo_half": bpm / 2, "tempo_double": bpm * 2}
+
+
+def librosa_beat():
+    """:mod:`librosa.beat`, imported with every one of its compiled kernels cached on disk.
+
+    librosa 0.11 declares one of its beat tracker's five ``guvectorize`` kernels
+    (``__beat_local_score``) with ``cache=False``, and a ``guvectorize`` with signatures
+    compiles when its module is imported: 2 s of every process that tracks beats (a
+    one-file ``audioreg predict``, every extraction worker). Imported here, that kernel is
+    cached like the other four, so that :func:`audioreg.features.numba_cache.ensure_compiled`'s
+    probe compiles it once and every later process loads it. If librosa is imported
+    elsewhere first, this returns its module as it is (slower to import, same results).
+    """
+    import sys
+
+    if "librosa.beat" in sys.modules:
+        return sys.modules["librosa.beat"]
+    import numba
+
+    original = numba.guvectorize
+
+    def cached(*args, **kwargs):
+        return original(*args, **{**kwargs, "cache": True})
+
+    numba.guvectorize = cached
+    try:
+        import librosa.beat
+    finally:
+        numba.guvectorize = original
+    return librosa.beat
 
 
 def estimate(y: np.ndarray, *, sr: int, profile: str = "krumhansl") -> dict[str, float]:

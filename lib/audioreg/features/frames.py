@@ -31,6 +31,7 @@ import numpy as np
 import scipy.fft
 
 from ..data.audio import SR  # the one sample rate
+from . import banks
 
 #: Bump when the feature values change: it is part of every feature cache key.
 FEATURE_VERSION = "2"
@@ -129,8 +130,6 @@ def extract_features(
     F : np.ndarray [shape=(t, 46)], float32
         ``t = 1 + n // hop_length``; columns as in :func:`feature_names`.
     """
-    import librosa
-
     y = _check_signal(y)
     clock = _Clock(timings)
     bank = _banks(int(sr), int(n_fft))
@@ -168,7 +167,7 @@ def extract_features(
     out[:, cols["zcr"]] /= n_fft
 
     tuning = _tuning(np.concatenate(pitches), np.concatenate(mags))
-    chroma_t = np.ascontiguousarray(librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=N_CHROMA).T)
+    chroma_t = np.ascontiguousarray(banks.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=N_CHROMA).T)
     chroma = out[:, cols["chroma"]]
     if keep_power:
         chroma[:] = power_all @ chroma_t
@@ -179,20 +178,20 @@ def extract_features(
             spectrum = _spectrum(_segment(y, k0, k1, hop_length, half, "constant"), bank, n_fft, hop_length, buffers)
             _power_into(spectrum, power_block[: k1 - k0])
             chroma[k0:k1] = power_block[: k1 - k0] @ chroma_t
-    chroma[:] = librosa.util.normalize(chroma, norm=np.inf, axis=1)
+    chroma[:] = banks.normalize(chroma, norm=np.inf, axis=1)
     clock("chroma")
 
     log_mel = _power_to_db(mel)  # in place
     out[:, cols["mfcc"]] = log_mel.astype(np.float64) @ bank.dct_t
     clock("mfcc")
-    out[:, cols["contrast"]] = librosa.power_to_db(peak) - librosa.power_to_db(valley)
-    out[:, cols["tonnetz"]] = librosa.feature.tonnetz(chroma=chroma.T, sr=sr).T
+    out[:, cols["contrast"]] = banks.power_to_db(peak) - banks.power_to_db(valley)
+    out[:, cols["tonnetz"]] = banks.tonnetz(chroma.T).T
     np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     clock("tonnetz+stack")
     return out
 
 
-def rotate_pitch(feats: np.ndarray, semitones: int, *, sr: int = SR) -> np.ndarray:
+def rotate_pitch(feats: np.ndarray, semitones: int) -> np.ndarray:
     """Frame features as they would be for the same audio ``semitones`` higher (key-rotation
     augmentation).
 
@@ -210,15 +209,13 @@ def rotate_pitch(feats: np.ndarray, semitones: int, *, sr: int = SR) -> np.ndarr
         tonnetz recomputed from the rotated chroma; MFCC, contrast and ZCR unchanged (a
         transposition moves them little, and no rotation of them is exact).
     """
-    import librosa
-
     cols = _columns()
     out = np.array(feats, copy=True)
     if out.ndim != 2 or out.shape[1] < N_FEATURES:
         raise ValueError(f"expected frames [t, >= {N_FEATURES}], got {out.shape}")
     chroma = np.roll(out[:, cols["chroma"]], int(semitones) % N_CHROMA, axis=1)
     out[:, cols["chroma"]] = chroma
-    tonnetz = librosa.feature.tonnetz(chroma=np.asarray(chroma, dtype=np.float64).T, sr=sr).T
+    tonnetz = banks.tonnetz(np.asarray(chroma, dtype=np.float64).T).T
     out[:, cols["tonnetz"]] = np.nan_to_num(tonnetz, nan=0.0, posinf=0.0, neginf=0.0)
     return out
 
@@ -262,11 +259,9 @@ class _Banks:
     """Window and filter banks for one ``(sr, n_fft)``, built once per process."""
 
     def __init__(self, sr: int, n_fft: int):
-        import librosa
-
         # float64 window: frames are transformed in double precision, as librosa.stft does
-        self.window = librosa.filters.get_window("hann", n_fft, fftbins=True)
-        self.mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=N_MELS)  # [128, nf] float32
+        self.window = banks.hann(n_fft)
+        self.mel = banks.mel(sr=sr, n_fft=n_fft, n_mels=N_MELS)  # [128, nf] float32
         nonzero = self.mel != 0  # each triangle's bins, so the mel product skips the zeros
         any_bin = nonzero.any(axis=1)
         self.mel_bins = np.stack([np.where(any_bin, nonzero.argmax(axis=1), 0),
@@ -274,7 +269,7 @@ class _Banks:
         self.mel_bins = self.mel_bins.astype(np.int64)
         # orthonormal DCT-II rows 0..n_mfcc-1 (scipy.fft.dct(..., norm="ortho") as librosa.feature.mfcc)
         self.dct_t = scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC].T.copy()
-        freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+        freqs = banks.fft_frequencies(sr=sr, n_fft=n_fft)
         self.contrast_bands = _contrast_bands(freqs, sr=sr)
         # piptrack's defaults in estimate_tuning: 150 <= f < 4000 Hz
         inside = np.flatnonzero((freqs >= 150.0) & (freqs < min(4000.0, sr / 2)))
@@ -358,12 +353,10 @@ def _power_into(spectrum, power):  # pragma: no cover - compiled
 
 def _tuning(pitch: np.ndarray, mag: np.ndarray) -> float:
     """:func:`librosa.estimate_tuning` from pooled piptrack peaks (median magnitude threshold)."""
-    import librosa
-
     threshold = np.median(mag) if mag.size else 0.0
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty frequency set")
-        return float(librosa.pitch_tuning(pitch[mag >= threshold], resolution=0.01, bins_per_octave=N_CHROMA))
+        return float(banks.pitch_tuning(pitch[mag >= threshold], resolution=0.01, bins_per_octave=N_CHROMA))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 PACKAGES = ("librosa", "audioreg")
 
 #: Bump when :func:`_exercise` calls something new: it is part of the fingerprint.
-PROBE_VERSION = "2"  # 2: the expert estimators (beat tracker, CQT chroma)
+PROBE_VERSION = "3"  # 2: the expert estimators (beat tracker, CQT chroma); 3: all beat kernels cached
 
 LOCK_NAME = "audioreg-numba.lock"
 STAMP_NAME = "audioreg-numba.json"
@@ -323,9 +323,11 @@ def _exercise() -> None:
     warm one it loads them, and a poisoned entry kills it with SIGSEGV.
     """
     import numpy as np
-    import librosa
 
-    from . import frames
+    from . import experts, frames
+
+    experts.librosa_beat()  # before anything imports librosa.beat without caching its one uncached kernel
+    import librosa
 
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
@@ -343,8 +345,6 @@ def _exercise() -> None:
         librosa.util.localmin(np.arange(8, dtype=dtype))
     y = (0.3 * rng.standard_normal(2 * frames.SR)).astype(np.float32)
     frames.extract_features(y=y, sr=frames.SR)
-    from . import experts
-
     experts.estimate_all(y, sr=frames.SR)  # the beat tracker's dynamic programme is numba code
     spectrum = np.zeros((2, frames.N_FFT // 2 + 1), np.complex128)
     frames._power_into(spectrum, np.empty(spectrum.shape, np.float32))  # the recompute path of long tracks

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from audioreg.features import banks
 from audioreg.features import frames as cpu  # the one-pass CPU path this one mirrors
 from audioreg.device import resolve_device
 
@@ -275,18 +276,14 @@ def _tunings(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_batch: in
 
 @functools.lru_cache(maxsize=256)
 def _chroma_bank(sr: int, n_fft: int, tuning: float) -> np.ndarray:
-    """``librosa.filters.chroma`` for one tuning (``[12, nf]`` float32; tunings come in steps of 0.01)."""
-    import librosa
-
-    return librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=cpu.N_CHROMA)
+    """The chroma filter bank for one tuning (``[12, nf]`` float32; tunings come in steps of 0.01)."""
+    return banks.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=cpu.N_CHROMA)
 
 
 @functools.lru_cache(maxsize=1)
 def _tonnetz_matrix() -> np.ndarray:
     """librosa's ``[6, 12]`` tonnetz projection (float64): tonnetz of the identity chroma."""
-    import librosa
-
-    return librosa.feature.tonnetz(chroma=np.eye(cpu.N_CHROMA))
+    return banks.tonnetz(np.eye(cpu.N_CHROMA))
 
 
 def _normalize(S: torch.Tensor, *, inf_norm: bool) -> torch.Tensor:
