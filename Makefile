@@ -17,6 +17,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,cluster]"
+	$(PY) -m audioreg.features.numba_cache --check
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -350,6 +350,53 @@ def measure_gru(sample_dir: Path, features_dir: Path, tmp: Path, *, epochs: int,
     return table, n_train, n_val, frames
 
 
+#: One-file wall-time goals: extraction through the command, and a prediction.
+ONE_FILE_EXTRACT_TARGET = 1.5
+ONE_FILE_PREDICT_TARGET = 2.0
+#: The libraries a trained model's prediction cannot do without (torch for the GRU, scikit-learn
+#: for both estimators' contract, scipy.signal for the BS.1770 loudness input, pandas, numba).
+PREDICT_LIBRARIES = "torch, sklearn.base, scipy.signal, pandas, numba, soundfile"
+
+
+def _wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    return time.perf_counter() - t0
+
+
+def measure_startup(one_file: Path, tmp: Path, *, run: Path | None, repeats: int = 3) -> pd.DataFrame:
+    """Wall seconds (median of ``repeats``, fresh processes, warm install) of what a user times
+    on one file: ``audioreg extract`` of a folder holding it (a new output folder each time),
+    ``audioreg predict`` with the experts and, given ``run``, with its rf and gru models; beside
+    them, in the same rounds, an empty Python and one that only imports the libraries a trained
+    model needs (the floor no code of ours can go under)."""
+    exe = [sys.executable, "-m", "audioreg"]
+    folder = tmp / "one-file"
+    folder.mkdir(exist_ok=True)
+    target = folder / one_file.name
+    if not target.exists():
+        target.symlink_to(one_file)
+    cases = {"python (empty)": [sys.executable, "-c", "pass"],
+             f"import {PREDICT_LIBRARIES}": [sys.executable, "-c", f"import {PREDICT_LIBRARIES}"],
+             "audioreg extract (one file, --workers 1)": None,
+             "audioreg predict --model dsp": exe + ["predict", str(target), "--model", "dsp", "--no-progress",
+                                                    "--out", str(tmp / "one-dsp.csv")]}
+    for kind in ("rf", "gru"):
+        if run is not None and (run / kind / "model.json").is_file():
+            cases[f"audioreg predict --model {kind} --run {run.name}"] = exe + [
+                "predict", str(target), "--run", str(run), "--model", kind, "--no-progress", "--out", str(tmp / f"one-{kind}.csv")]
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    for rep in range(repeats + 1):  # round 0 warms the page cache and the compiled-code cache check
+        for name, cmd in cases.items():
+            if cmd is None:
+                cmd = exe + ["extract", str(folder), "--out", str(tmp / f"one-out-{rep}"), "--workers", "1", "--no-progress"]
+            wall = _wall(cmd)
+            if rep:
+                walls[name].append(wall)
+    return pd.DataFrame({"wall s (median)": {k: float(np.median(v)) for k, v in walls.items()},
+                         "runs": {k: ", ".join(f"{w:.2f}" for w in v) for k, v in walls.items()}})
+
+
 def write_report(out: Path, text: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -367,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gru-epochs", type=int, default=2)
     ap.add_argument("--gru-epochs-pool1", type=int, default=1,
                     help="epochs at frame_pool=1 (about 2 min each on one core)")
+    ap.add_argument("--run", type=Path, default=None, metavar="runs/<run_id>",
+                    help="a run whose trained rf and gru models the one-file prediction timing also covers")
     ap.add_argument("--memory-child", nargs=3, metavar=("PATH", "FILE", "WARMUP"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
@@ -404,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         stages = measure_stages(stage_files)
         log("worker scaling")
         scaling, features_dir = measure_scaling(sample_dir, tmp)
+        log("one file: start-up")
+        one_file = Path(files[files["corpus"] == "sample"].iloc[0]["file"])
+        startup = measure_startup(one_file, tmp, run=args.run, repeats=args.repeats)
         log("gru")
         gru, n_train, n_val, frames = measure_gru(sample_dir, features_dir, tmp, epochs=args.gru_epochs,
                                                 epochs_pool1=args.gru_epochs_pool1)
@@ -446,8 +498,12 @@ def main(argv: list[str] | None = None) -> int:
         f"| ours within {FLOOR_TARGET} x the decode+resample floor (floor / ours <= {FLOOR_TARGET}) | {overall['floor / ours']:.2f} | {'yes' if floor_ok else 'no'} |",
         f"| ours >= {NAIVE_TARGET} x the naive path (ours / naive) | {overall['ours / naive']:.2f} | {'yes' if naive_ok else 'no'} |",
         f"| near-linear speed-up with workers (2 workers) | {speedup2:.2f} x | {'yes' if speedup2 >= 1.8 else 'no'} (>= 1.8 counted as near-linear) |",
-        "",
     ]
+    one = startup["wall s (median)"]
+    lines += [f"| one 30-s file through `{name}` under {ONE_FILE_EXTRACT_TARGET if 'extract' in name else ONE_FILE_PREDICT_TARGET:g} s wall "
+              f"| {one[name]:.2f} s | {'yes' if one[name] < (ONE_FILE_EXTRACT_TARGET if 'extract' in name else ONE_FILE_PREDICT_TARGET) else 'no'} |"
+              for name in one.index if name.startswith("audioreg")]
+    lines += [""]
     if music is None:
         lines += [f"**{args.music} is absent**: only the generated sample set was measured.", ""]
     names = {"music": f"Real tracks ({args.music})", "sample": f"Sample set ({args.n_sample} generated tracks x {args.seconds:g} s, 22.05-48 kHz, mono and stereo)",
@@ -501,6 +557,14 @@ def main(argv: list[str] | None = None) -> int:
         "workers=1 runs in this process, more workers in a fork process pool (one thread each).",
         "",
         markdown_table(scaling, floatfmt=",.2f"),
+        "",
+        f"## Start-up: one 30-second file ({one_file.name}), whole commands",
+        "",
+        "Each command in a fresh process on a warm install (compiled-code cache filled, files in the page cache), the median",
+        f"of {args.repeats} rounds after one untimed round, all commands interleaved per round. The import line is the floor of",
+        "any prediction by a trained model: the libraries it needs, imported and nothing else.",
+        "",
+        markdown_table(startup, index_name="command"),
         "",
         "## GRU training throughput",
         "",
