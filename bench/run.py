@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         f"of {args.repeats} rounds after one untimed round, all commands interleaved per round. The import line is the floor of",
         "any prediction by a trained model: the libraries it needs, imported and nothing else.",
         "",
-        markdown_table(startup, index_name="command"),
+        markdown_table(startup, index_name="command", floatfmt=",.2f"),
         "",
         "## GRU training throughput",
         "",
