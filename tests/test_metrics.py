@@ -172,7 +172,8 @@ def test_own_terms_strings():
     [
         (lambda y: y[:, :5], "shape"),
         (lambda y: y[:-1], "rows"),
-        (lambda y: np.where(np.eye(*y.shape, dtype=bool), np.nan, y), "finite"),
+        (lambda y: np.where(np.eye(*y.shape, dtype=bool), np.nan, y), "NaN for danceability on 1 of its"),
+        (lambda y: np.where(np.eye(*y.shape, dtype=bool), np.inf, y), "inf"),
     ],
 )
 def test_bad_predictions_raise(y_true, change, message):
@@ -397,3 +398,59 @@ def test_property_acc2_hits_scale_with_the_tempo(pairs):
     ref, est = (np.array(column) for column in zip(*pairs))
     hits = metrics.tempo_hits2(ref, est)
     assert np.array_equal(metrics.tempo_hits2(2.0 * ref, 2.0 * est), hits)
+
+
+# ---------------------------------------------------------------------------------------------
+# partial labels
+
+
+def test_partial_labels_score_each_target_on_its_own_labelled_rows(y_true):
+    """A missing label (NaN) leaves its row out of that target only: every other target keeps
+    the row, and each target's scores equal those of its labelled rows alone."""
+    rng = np.random.default_rng(3)
+    y_pred = y_true + rng.normal(0, 0.1, y_true.shape) * y_true.std(axis=0)
+    partial = y_true.copy()
+    j_energy, j_tempo = TARGETS.index("energy"), TARGETS.index("tempo")
+    partial[::3, j_energy] = np.nan
+    partial[:7, j_tempo] = np.nan
+    got = metrics.per_target(partial, y_pred, y_train=y_true)
+    for t, rows in (("energy", ~np.isnan(partial[:, j_energy])), ("tempo", ~np.isnan(partial[:, j_tempo]))):
+        want = metrics.per_target(y_true[rows], y_pred[rows], y_train=y_true).loc[t]
+        assert got.loc[t, "n"] == rows.sum()
+        for m in ("mse", "smse", "mae", "acc1", "acc2"):
+            np.testing.assert_allclose(got.loc[t, m], want[m], equal_nan=True)
+    full = metrics.per_target(y_true, y_pred, y_train=y_true)
+    assert got.loc["valence", "n"] == len(y_true)
+    assert got.loc["valence", "mse"] == full.loc["valence", "mse"]
+
+
+def test_an_absent_target_and_an_untrained_one_are_not_scored(y_true):
+    partial = y_true.copy()
+    j = TARGETS.index("liveness")
+    partial[:, j] = np.nan  # the table has no liveness column
+    base = metrics.mean_baseline(partial, len(partial))
+    assert np.isnan(base[:, j]).all() and np.isfinite(np.delete(base, j, axis=1)).all()
+    table = metrics.compare_models(partial, {"mean baseline": base, "model": y_true}, y_train=partial)
+    row = table.loc[("model", "liveness")]
+    assert row["n"] == 0 and np.isnan(row["mse"]) and row["own_terms"].startswith("not scored")
+    skipped = y_true.copy()
+    skipped[:, TARGETS.index("energy")] = np.nan  # a model that could not train energy
+    table = metrics.per_target(y_true, skipped, y_train=y_true)
+    assert table.loc["energy", "n"] == 0 and np.isnan(table.loc["energy", "r2"])
+    assert table.loc["valence", "n"] == len(y_true)
+
+
+def test_baselines_and_modes_use_the_labelled_training_rows_only():
+    y_train = np.array([[1.0, 4.0], [np.nan, 4.0], [3.0, np.nan], [np.nan, 3.0]])
+    base = metrics.mean_baseline(y_train, 2, targets=("energy", "time_signature"))
+    assert base.tolist() == [[2.0, 4.0], [2.0, 4.0]]
+    assert metrics.majority([np.nan, 1.0, 0.0, 0.0]) == 0.0 and np.isnan(metrics.majority([np.nan]))
+    assert metrics.model_modes(["m"], mode_true=[1.0], mode_train=[np.nan, np.nan]) == {}
+
+
+def test_a_key_without_a_mode_has_no_mirex_score_but_keeps_its_tonic():
+    y_true = np.array([[0.0], [7.0], [9.0]])
+    y_pred = np.array([[0.0], [7.0], [0.0]])
+    table = metrics.per_target(y_true, y_pred, targets=("key",), mode_true=[1.0, np.nan, 0.0], mode_pred=[1.0, 1.0, 1.0])
+    assert table.loc["key", "accuracy"] == pytest.approx(2 / 3)
+    assert table.loc["key", "mirex"] == pytest.approx((1.0 + 0.3) / 2)  # C major hit; A minor read as C major: relative

@@ -65,3 +65,21 @@ def test_a_part_with_too_few_groups_draws_no_verdict():
     assert res["n_groups"] == 3
     assert set(uncertainty.verdicts(res["differences"], n_groups=3)["verdict"]) == {"too few groups"}
     assert "only 3 split group(s)" in uncertainty.verdict_text(res["differences"], n_groups=3)
+
+
+def test_partial_labels_give_intervals_over_each_targets_labelled_rows():
+    """Rows without a label for one target still count for the others; each interval is over
+    the replicates' labelled rows and still brackets the point score."""
+    train, test, good, groups = _data(4)
+    test = test.copy()
+    test[::2, 1] = np.nan  # valence labelled on half the rows
+    base = metrics.mean_baseline(train, len(test), targets=("energy", "valence"))
+    res = uncertainty.bootstrap(test, {"mean baseline": base, "good": good}, y_train=train, groups=groups,
+                                targets=("energy", "valence"), n_boot=500)
+    point = metrics.per_target(test, good, y_train=train, targets=("energy", "valence"))
+    for t in ("energy", "valence"):
+        lo, hi = res["ci95"]["good"][t]["smse"]
+        assert lo < point.loc[t, "smse"] < hi
+    assert point.loc["valence", "n"] == len(test) // 2 and point.loc["energy", "n"] == len(test)
+    table = uncertainty.verdicts(res["differences"]).set_index(["model", "versus", "target"])
+    assert table.loc[("good", "mean baseline", "valence"), "verdict"] == "better"

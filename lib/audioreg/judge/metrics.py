@@ -72,6 +72,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "mirex",
     "key_mode_accuracy",
     "variance",
+    "n",
     "own_terms",
 )
 
@@ -114,8 +115,9 @@ def _pair(ref, est) -> tuple[np.ndarray, np.ndarray]:
     return ref_arr, est_arr
 
 
-def as_matrix(y, *, targets: Sequence[str], name: str) -> np.ndarray:
-    """Return ``y`` as a finite float64 array [n, len(targets)] in ``targets`` order."""
+def as_matrix(y, *, targets: Sequence[str], name: str, labels: bool = False) -> np.ndarray:
+    """Return ``y`` as a float64 array [n, len(targets)] in ``targets`` order: finite, or with
+    ``labels`` finite or NaN (a missing label: partial labels are data; infinities never are)."""
     targets = list(targets)
     if isinstance(y, pd.DataFrame):
         missing = [t for t in targets if t not in y.columns]
@@ -133,7 +135,10 @@ def as_matrix(y, *, targets: Sequence[str], name: str) -> np.ndarray:
             )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
-    if not np.all(np.isfinite(arr)):
+    if labels:
+        if np.any(np.isinf(arr)):
+            raise ValueError(f"{name} contains inf; a missing label is NaN")
+    elif not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf; metrics need finite values")
     return arr
 
@@ -143,8 +148,14 @@ def _column(arr: np.ndarray, j: int) -> np.ndarray:
     return np.ascontiguousarray(arr[:, j])
 
 
-def _column_means(arr: np.ndarray) -> np.ndarray:
-    return np.array([_column(arr, j).mean() for j in range(arr.shape[1])], dtype=np.float64)
+def _labelled(arr: np.ndarray, j: int) -> np.ndarray:
+    """Column ``j``'s labelled (finite) values, a contiguous copy."""
+    col = _column(arr, j)
+    return col[np.isfinite(col)]
+
+
+def _mean_or_nan(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else math.nan
 
 
 def _mse(ref: np.ndarray, est) -> float:
@@ -413,6 +424,8 @@ def _pct(fraction: float) -> str:
 
 
 def _own_terms(target: str, row: Mapping[str, float]) -> str:
+    if not row["n"]:
+        return "not scored (no labelled row, or not predicted)"
     if target == "tempo":
         return f"MAE {row['mae']:.1f} BPM · Acc1 {_pct(row['acc1'])} · Acc2 {_pct(row['acc2'])}"
     if target == "loudness":
@@ -433,7 +446,12 @@ ROW_METRICS: tuple[str, ...] = ("mse", "smse", "mae", "accuracy", "acc1", "acc2"
 
 
 def _variances(y_train: np.ndarray) -> np.ndarray:
-    return np.array([_mse(_column(y_train, j), _column(y_train, j).mean()) for j in range(y_train.shape[1])])
+    """Each column's population variance over its labelled rows (NaN with none)."""
+    out = []
+    for j in range(y_train.shape[1]):
+        col = _labelled(y_train, j)
+        out.append(_mse(col, col.mean()) if col.size else math.nan)
+    return np.array(out, dtype=np.float64)
 
 
 def row_scores(y_true, y_pred, *, y_train=None, targets: Sequence[str] = TARGETS,
@@ -445,37 +463,57 @@ def row_scores(y_true, y_pred, *, y_train=None, targets: Sequence[str] = TARGETS
     part's population variance when ``y_train`` is given, else ``y_true``'s (NaN for a
     constant column). ``mirex`` and ``key_mode_accuracy`` need ``mode_true`` and
     ``mode_pred`` (see :func:`mirex_key_scores`).
+
+    Partial labels: a NaN in ``y_true`` (and ``y_train``) is a missing label; that row gets NaN
+    scores for that target and the others are scored as usual (a row without a mode has no
+    MIREX score). A model that could not be trained for a target predicts NaN on every row of
+    it: that target is not scored for it. A NaN prediction for some labelled rows only is an
+    error.
     """
     targets = tuple(targets)
     if len(set(targets)) != len(targets):
         raise ValueError(f"duplicate target names in {targets}")
-    true = as_matrix(y_true, targets=targets, name="y_true")
-    pred = as_matrix(y_pred, targets=targets, name="y_pred")
+    true = as_matrix(y_true, targets=targets, name="y_true", labels=True)
+    pred = as_matrix(y_pred, targets=targets, name="y_pred", labels=True)
     if true.shape[0] != pred.shape[0]:
         raise ValueError(f"y_true has {true.shape[0]} rows but y_pred has {pred.shape[0]}")
-    train = true if y_train is None else as_matrix(y_train, targets=targets, name="y_train")
+    train = true if y_train is None else as_matrix(y_train, targets=targets, name="y_train", labels=True)
     variance = _variances(train)
-    constant = np.array([bool(np.all(_column(train, j) == _column(train, j)[0])) for j in range(len(targets))])
+    constant = np.array([bool(col.size and np.all(col == col[0])) for col in (_labelled(train, j) for j in range(len(targets)))])
     variance = np.where(constant | (variance == 0.0), np.nan, variance)
     n, k = true.shape
     out = {m: np.full((n, k), np.nan) for m in ROW_METRICS}
     out["variance"] = variance
+    modes = None if mode_true is None or mode_pred is None else (
+        np.asarray(mode_true, dtype=np.float64).reshape(-1),
+        np.broadcast_to(np.asarray(mode_pred, dtype=np.float64), (n,)))
     for j, target in enumerate(targets):
         ref, est = _column(true, j), _column(pred, j)
-        out["mse"][:, j] = (ref - est) ** 2
-        out["smse"][:, j] = out["mse"][:, j] / variance[j]
-        out["mae"][:, j] = np.abs(ref - est)
+        rows = np.isfinite(ref)
+        missing = rows & np.isnan(est)
+        if not rows.any() or missing[rows].all():
+            continue  # no label, or no prediction (a target the model was not trained on)
+        if missing.any():
+            raise ValueError(f"y_pred has NaN for {target} on {int(missing.sum())} of its {int(rows.sum())} labelled rows")
+        if not rows.all():
+            ref, est = ref[rows], est[rows]
+        out["mse"][rows, j] = (ref - est) ** 2
+        out["smse"][rows, j] = out["mse"][rows, j] / variance[j]
+        out["mae"][rows, j] = np.abs(ref - est)
         if target == "tempo":
-            out["acc1"][:, j] = tempo_hits1(ref, est)
-            out["acc2"][:, j] = tempo_hits2(ref, est)
+            out["acc1"][rows, j] = tempo_hits1(ref, est)
+            out["acc2"][rows, j] = tempo_hits2(ref, est)
         elif target == "key":
-            out["accuracy"][:, j] = key_hits(ref, est)
-            if mode_true is not None and mode_pred is not None:
-                mirex = mirex_key_scores(ref, mode_true, est, mode_pred)
-                out["mirex"][:, j] = mirex
-                out["key_mode_accuracy"][:, j] = mirex == 1.0
+            out["accuracy"][rows, j] = key_hits(ref, est)
+            if modes is not None:
+                with_mode = rows & np.isfinite(modes[0]) & np.isfinite(modes[1])
+                if with_mode.any():
+                    mirex = mirex_key_scores(_column(true, j)[with_mode], modes[0][with_mode],
+                                             _column(pred, j)[with_mode], modes[1][with_mode])
+                    out["mirex"][with_mode, j] = mirex
+                    out["key_mode_accuracy"][with_mode, j] = mirex == 1.0
         elif target == "time_signature":
-            out["accuracy"][:, j] = time_signature_hits(ref, est)
+            out["accuracy"][rows, j] = time_signature_hits(ref, est)
     return out
 
 
@@ -487,7 +525,8 @@ def per_target(y_true, y_pred, *, y_train=None, targets: Sequence[str] = TARGETS
     ----------
     y_true, y_pred : np.ndarray [shape=(n, k)] or pandas.DataFrame
         Reference and predicted targets. Arrays have one column per entry of ``targets``, in
-        that order; DataFrames are indexed by column name. All values must be finite.
+        that order; DataFrames are indexed by column name. A missing label is NaN in
+        ``y_true``; a model predicts every row of a target or none of them (NaN: not trained).
     y_train : np.ndarray [shape=(m, k)] or pandas.DataFrame or None
         The training part's targets: their variance is the denominator of ``smse`` and
         ``r2``, fixed before the test part is seen. None: ``y_true``'s variance (then
@@ -522,6 +561,10 @@ def per_target(y_true, y_pred, *, y_train=None, targets: Sequence[str] = TARGETS
             key + mode (:func:`mirex_key_scores`).
         ``variance``
             The denominator of ``smse``: the training part's variance (or ``y_true``'s).
+        ``n``
+            The rows scored: those with a label for the target (partial labels are data: a
+            missing label, NaN in ``y_true``, leaves its row out of that target's scores only);
+            0 when none is labelled or the model does not predict the target (its scores NaN).
         ``own_terms``
             A readable summary, e.g. ``"MAE 12.3 BPM · Acc1 41 % · Acc2 63 %"``,
             ``"MAE 2.1 dB"``, ``"tonic 35 % · MIREX 0.48"``, ``"R^2 0.42"``.
@@ -536,10 +579,11 @@ def per_target(y_true, y_pred, *, y_train=None, targets: Sequence[str] = TARGETS
     scores = row_scores(y_true, y_pred, y_train=y_train, targets=targets, mode_true=mode_true, mode_pred=mode_pred)
     rows = []
     for j, target in enumerate(targets):
-        row = {m: float(np.mean(scores[m][:, j])) for m in ROW_METRICS}
+        row = {m: _mean_or_nan(_labelled(scores[m], j)) for m in ROW_METRICS}
         row["variance"] = float(scores["variance"][j])
         row["smse"] = row["mse"] / row["variance"]  # exact: the mean baseline of the same rows gives 1
         row["r2"] = 1.0 - row["smse"]
+        row["n"] = int(np.isfinite(scores["mse"][:, j]).sum())
         row["own_terms"] = _own_terms(target, row)
         rows.append(row)
     table = pd.DataFrame(rows, index=pd.Index(targets, name="target"), columns=METRIC_COLUMNS)
@@ -565,15 +609,16 @@ def mean_baseline(y_train, n: int, *, targets: Sequence[str] = TARGETS) -> np.nd
     -------
     y_pred : np.ndarray [shape=(n, k)]
         Every row equals the column means (or majority classes, the smallest on a tie) of
-        ``y_train``. ``per_target(y, mean_baseline(y, len(y)), y_train=y)`` gives ``smse == 1``
-        exactly for every non-constant continuous target.
+        ``y_train`` over its labelled rows (NaN for a target without any: nothing to predict).
+        ``per_target(y, mean_baseline(y, len(y)), y_train=y)`` gives ``smse == 1`` exactly for
+        every non-constant continuous target.
     """
     n = int(n)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     targets = tuple(targets)
-    train = as_matrix(y_train, targets=targets, name="y_train")
-    means = _column_means(train)
+    train = as_matrix(y_train, targets=targets, name="y_train", labels=True)
+    means = np.array([_mean_or_nan(_labelled(train, j)) for j in range(len(targets))], dtype=np.float64)
     for j, target in enumerate(targets):
         if target in CLASS_TARGETS:
             means[j] = majority(_column(train, j))
@@ -581,9 +626,11 @@ def mean_baseline(y_train, n: int, *, targets: Sequence[str] = TARGETS) -> np.nd
 
 
 def majority(values) -> float:
-    """The most frequent value (the smallest on a tie): the majority-class baseline."""
-    uniq, counts = np.unique(np.asarray(values, dtype=np.float64), return_counts=True)
-    return float(uniq[np.argmax(counts)])
+    """The most frequent value (the smallest on a tie; missing values, NaN, not counted): the
+    majority-class baseline. NaN when no value is given."""
+    values = np.asarray(values, dtype=np.float64)
+    uniq, counts = np.unique(values[np.isfinite(values)], return_counts=True)
+    return float(uniq[np.argmax(counts)]) if uniq.size else math.nan
 
 
 def model_modes(models, *, mode_true, mode_train, mode_preds: Mapping[str, object] | None = None) -> dict:
@@ -593,6 +640,8 @@ def model_modes(models, *, mode_true, mode_train, mode_preds: Mapping[str, objec
     if mode_true is None or mode_train is None:
         return {}
     fallback = majority(mode_train)
+    if math.isnan(fallback):  # no training row has a mode
+        return {}
     out = {}
     for m in models:
         own = (mode_preds or {}).get(m)

@@ -42,8 +42,14 @@ def group_weights(groups, *, n_boot: int = N_BOOT, random_state: int = 0) -> np.
 
 
 def _boot(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Weighted means of ``values`` [n] (or [n, k]) per replicate: [n_boot] (or [n_boot, k])."""
-    return (weights @ values) / weights.sum(axis=1).reshape((-1,) + (1,) * (values.ndim - 1))
+    """Weighted means of ``values`` [n] (or [n, k]) per replicate: [n_boot] (or [n_boot, k]).
+    A NaN value (a row without that label) is left out of its column's mean; a replicate that
+    drew no labelled row of a column gives NaN there."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return (weights @ values) / weights.sum(axis=1).reshape((-1,) + (1,) * (values.ndim - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ np.where(finite, values, 0.0)) / (weights @ finite.astype(np.float64))
 
 
 def _ci(samples: np.ndarray) -> list[float | None]:
@@ -52,6 +58,14 @@ def _ci(samples: np.ndarray) -> list[float | None]:
     tail = 100 * (1 - LEVEL) / 2
     lo, hi = np.nanpercentile(samples, [tail, 100 - tail])
     return [float(lo), float(hi)]
+
+
+def _row_means(values: np.ndarray) -> np.ndarray:
+    """Each row's mean over its finite entries (NaN for a row with none): the per-track
+    continuous-target average, over the targets that row is labelled for."""
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite, values, 0.0).sum(axis=1) / finite.sum(axis=1)
 
 
 #: The score each target's verdict rests on, and whether higher is better.
@@ -106,7 +120,7 @@ def bootstrap(y_true, predictions: Mapping[str, object], *, y_train, groups, tar
             for m, b in boots.items():
                 if not np.all(np.isnan(scores.get(m, scores["smse"])[:, j])) or m == "r2":
                     ci[model][t][m] = _ci(b[:, j])
-        mean_rows = np.nanmean(scores["smse"][:, continuous], axis=1)
+        mean_rows = _row_means(scores["smse"][:, continuous])
         summary_ci[model] = {"mean_smse": _ci(_boot(weights, mean_rows))}
         per_model_boot[model] = (scores, mean_rows)
 
@@ -123,11 +137,13 @@ def bootstrap(y_true, predictions: Mapping[str, object], *, y_train, groups, tar
             if np.all(np.isnan(gain)):
                 continue
             differences.append({"model": model, "versus": versus, "target": t, "metric": metric,
-                                "difference": float(np.mean(gain)), "ci95": _ci(_boot(weights, gain)),
+                                "difference": float(np.nanmean(gain)), "ci95": _ci(_boot(weights, gain)),
                                 "better_is": "higher" if higher else "lower"})
         gain = b_mean - a_mean
+        if np.all(np.isnan(gain)):
+            continue
         differences.append({"model": model, "versus": versus, "target": "mean", "metric": "mean_smse",
-                            "difference": float(np.mean(gain)), "ci95": _ci(_boot(weights, gain)),
+                            "difference": float(np.nanmean(gain)), "ci95": _ci(_boot(weights, gain)),
                             "better_is": "lower"})
     return {"ci95": ci, "summary_ci95": summary_ci, "differences": differences,
             "n_groups": int(len(set(map(str, groups)))), "n_boot": int(n_boot), "level": LEVEL}
