@@ -219,6 +219,30 @@ def test_forest_estimator_follows_the_scikit_learn_contract():
     np.testing.assert_array_equal(est.predict(X[:5]), search.predict(X[:5]))
 
 
+def test_forest_fits_each_group_of_targets_on_their_labelled_rows():
+    """Partial labels: targets labelled on the same rows share a forest fitted on those rows;
+    an absent target, or one with too few labelled tracks for the search, is not trained and
+    predicts NaN, with the reason in ``skipped_``."""
+    rng = np.random.default_rng(12)
+    X, Y = make_regression(rng, 60)
+    Y[:20, 3] = np.nan  # energy labelled on 40 rows
+    Y[:, 5] = np.nan  # an absent target column
+    Y[1:, 7] = np.nan  # one labelled row
+    est = forest.ForestRegressor(n_iter=2, cv=2, n_jobs=1, random_state=3, param_distributions=SMALL_GRID).fit(X, Y)
+    assert [(f["targets"], f["n"]) for f in est.fits_] == [([0, 1, 2, 4, 6, 8, 9, 10], 60), ([3], 40)]
+    assert set(est.skipped_) == {5, 7} and "1 labelled training tracks" in est.skipped_[7]
+    pred = est.predict(X[:6])
+    assert np.isnan(pred[:, [5, 7]]).all() and np.isfinite(np.delete(pred, [5, 7], axis=1)).all()
+    alone = forest.fit_rf_search(X[20:], Y[20:, [3]], n_iter=2, cv=2, n_jobs=1, random_state=3,
+                                 param_distributions=SMALL_GRID)
+    np.testing.assert_array_equal(pred[:, 3], alone.predict(X[:6]).ravel())
+    np.testing.assert_allclose(est.tree_predictions(X[:6], target=3).mean(axis=0), pred[:, 3])
+    with pytest.raises(ValueError, match="target 5 was not trained"):
+        est.tree_predictions(X[:6], target=5)
+    with pytest.raises(ValueError, match="no target has enough labelled training tracks"):
+        forest.ForestRegressor(cv=3).fit(X[:2], Y[:2])
+
+
 def test_forest_estimator_from_run_parameters():
     est = forest.ForestRegressor.from_params({"rf_n_iter": 5, "rf_cv": 4, "rf_n_jobs": 2, "seed": 7, "lr": 0.1})
     assert est.get_params() == {"n_iter": 5, "cv": 4, "n_jobs": 2, "random_state": 7, "param_distributions": None}

@@ -302,6 +302,19 @@ def test_predict_gru_returns_raw_units(tmp_path):
     np.testing.assert_allclose(pred[0], targets[:8].mean(0) + targets[:8].std(0), rtol=1e-6)
 
 
+def test_a_target_no_training_row_is_labelled_for_predicts_nan(tmp_path):
+    """Partial labels: the masked loss trains each target on its labelled rows; a target with
+    none (an absent column) has an untrained head, so it predicts nothing rather than noise."""
+    seqs, targets = make_data(8, 12)
+    targets[:8, 4] = np.nan  # no training label for target 4
+    targets[:4, 2] = np.nan  # target 2 labelled on half the training rows
+    result = train_gru_with(seqs[:8], targets[:8], seqs[8:], targets[8:], epochs=1, checkpoint_dir=tmp_path, **TINY)
+    model, checkpoint = train.load_checkpoint(result.best_checkpoint, device="cpu")
+    assert checkpoint["label_counts"]["liveness"] == 0 and checkpoint["label_counts"]["valence"] == 4
+    pred = train.predict_gru((model, checkpoint), seqs, device="cpu")
+    assert np.isnan(pred[:, 4]).all() and np.isfinite(np.delete(pred, 4, axis=1)).all()
+
+
 def test_predict_gru_from_path_matches_model_in_order(tmp_path):
     seqs, targets = make_data(8, 12, min_len=3, max_len=60)
     result = train_gru_with(

@@ -174,10 +174,11 @@ def predict_signal(y: np.ndarray, lufs: float, predictor: Predictor, *, feats: n
 
         X = np.hstack([aggregate([feats]), track_inputs(row, experts=predictor.experts).to_numpy()])
         out.update(zip(TARGETS, clip_to_valid(predictor.model.predict(X))[0]))
-        j = {t: i for i, t in enumerate(TARGETS)}
-        _, p = predictor.model.class_probability(X, target=j["key"], classes=key_class)
-        _, q = predictor.model.class_probability(X, target=j["time_signature"], classes=meter_class)
-        out.update(key_prob=float(p[0]), time_signature_prob=float(q[0]))
+        for t in ("key", "time_signature"):
+            j = TARGETS.index(t)
+            if j not in predictor.model.skipped_:  # a target the forest was not trained on stays empty
+                _, p = predictor.model.class_probability(X, target=j, classes=key_class if t == "key" else meter_class)
+                out[f"{t}_prob"] = float(p[0])
     else:
         table = predictor.model.predict_table(TrackSequences(row, experts=predictor.experts, arrays=[feats]))
         out.update(zip(TARGETS, clip_to_valid(table[list(TARGETS)].to_numpy())[0]))

@@ -99,13 +99,16 @@ def _kind(model) -> str:
 def model_dir(params, model, *, data_key: str, inputs: list | None = None) -> Path:
     """``data/models/<kind>-<key>/``: one fit, keyed by the model's class and settings
     (:func:`model_settings`, hashed whole), the data's key (the split's), the inputs'
-    :func:`input_signature` (with or without the expert inputs) and scikit-learn's version;
-    so any run with the same settings and data reuses it."""
+    :func:`input_signature` (with or without the expert inputs), scikit-learn's version and
+    the estimator's ``SAVED_FORMAT`` where it has one (what a saved fit holds); so any run
+    with the same settings and data reuses it."""
     import sklearn
 
     kind = _kind(model)
+    saved = getattr(type(model), "SAVED_FORMAT", None)
     key = digest({"model": f"{type(model).__module__}.{type(model).__name__}", "settings": model_settings(model),
-                  "data": data_key, "sklearn": sklearn.__version__, **({"inputs": inputs} if inputs else {})})
+                  "data": data_key, "sklearn": sklearn.__version__, **({"inputs": inputs} if inputs else {}),
+                  **({"saved_format": saved} if saved is not None else {})})
     return config(params).data_dir / "models" / f"{kind}-{key}"
 
 

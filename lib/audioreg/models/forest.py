@@ -303,11 +303,17 @@ class ForestRegressor(RegressorMixin, BaseEstimator):
 
     Attributes
     ----------
+    fits_ : list of dict
+        One per group of targets labelled on the same training rows (one group when every
+        label is present): ``targets`` (column indices), ``n`` (tracks) and ``search`` (the
+        fitted RandomizedSearchCV, whose best estimator predicts), most targets first.
+    skipped_ : dict
+        Column index -> why that target was not trained (too few labelled tracks).
     search_ : RandomizedSearchCV
-        The fitted search; its best estimator predicts.
+        The first fit's search.
     best_params_ : dict
     best_score_ : float
-        Minus the cross-validated standardized MSE of the best setting.
+        Minus the cross-validated standardized MSE of the first fit's best setting.
     n_features_in_ : int
     """
 
@@ -315,6 +321,9 @@ class ForestRegressor(RegressorMixin, BaseEstimator):
     PARAM_PREFIX = "rf_"
     #: Settings that change how a fit runs, not what it learns.
     RUN_SETTINGS = ("n_jobs",)
+    #: What a saved (joblib) fit holds; part of its folder's key, so an older layout is refitted.
+    #: 2: one forest per group of targets labelled on the same rows (``fits_``, ``skipped_``).
+    SAVED_FORMAT = 2
 
     def __init__(self, *, n_iter: int = 12, cv: int = 3, n_jobs: int = -1, random_state: int = 0,
                  param_distributions: Mapping[str, Any] | None = None) -> None:
@@ -330,30 +339,76 @@ class ForestRegressor(RegressorMixin, BaseEstimator):
         return cls(**{**estimator_settings(cls, params), **overrides})
 
     def fit(self, X, y, *, groups=None) -> "ForestRegressor":
-        """Search and refit on ``X`` ``[n, n_features]`` and raw targets ``y`` ``[n, k]``."""
-        self.search_ = fit_rf_search(X, y, n_iter=int(self.n_iter), cv=int(self.cv), random_state=self.random_state,
-                                     n_jobs=self.n_jobs, param_distributions=self.param_distributions, groups=groups)
+        """Search and refit on ``X`` ``[n, n_features]`` and raw targets ``y`` ``[n, k]``.
+
+        Partial labels are data: a missing label is NaN. Targets labelled on the same rows
+        share one multi-output forest, fitted on those rows (with every label present, that
+        is one forest on all rows, as before). A target whose rows are too few for the
+        search (fewer than ``cv`` labelled tracks, or fewer than ``cv`` split groups with
+        ``groups``) is not trained: :meth:`predict` gives NaN for it and ``skipped_`` says why.
+        """
+        X = np.asarray(X)
+        Y = np.asarray(y, dtype=np.float64)
+        Y = Y.reshape(len(Y), -1)
+        if np.any(np.isinf(Y)):
+            raise ValueError("y contains inf; a missing label is NaN")
+        labelled = np.isfinite(Y)
+        by_rows: dict[bytes, list[int]] = {}
+        for j in range(Y.shape[1]):
+            by_rows.setdefault(labelled[:, j].tobytes(), []).append(j)
+        self.fits_, self.skipped_ = [], {}
+        for columns in sorted(by_rows.values(), key=lambda c: (-len(c), c[0])):
+            rows = labelled[:, columns[0]]
+            n_groups = len(set(np.asarray(groups)[rows].tolist())) if groups is not None else int(rows.sum())
+            if rows.sum() < int(self.cv) or n_groups < int(self.cv):
+                why = (f"{int(rows.sum())} labelled training tracks"
+                       + (f" in {n_groups} split groups" if groups is not None else "")
+                       + f"; the search's {int(self.cv)} folds need at least {int(self.cv)}")
+                self.skipped_.update({j: why for j in columns})
+                continue
+            search = fit_rf_search(X[rows], np.ascontiguousarray(Y[rows][:, columns]), n_iter=int(self.n_iter), cv=int(self.cv),
+                                   random_state=self.random_state, n_jobs=self.n_jobs,
+                                   param_distributions=self.param_distributions,
+                                   groups=None if groups is None else np.asarray(groups)[rows])
+            self.fits_.append({"targets": columns, "n": int(rows.sum()), "search": search})
+        if not self.fits_:
+            raise ValueError("no target has enough labelled training tracks for the forest: "
+                             + "; ".join(f"target {j}: {why}" for j, why in sorted(self.skipped_.items())))
+        self.search_ = self.fits_[0]["search"]  # the forest of the most targets
         self.best_params_, self.best_score_ = self.search_.best_params_, self.search_.best_score_
-        self.n_features_in_ = int(np.asarray(X).shape[1])
+        self.n_targets_ = Y.shape[1]
+        self.n_features_in_ = int(X.shape[1])
         return self
 
     def predict(self, X) -> np.ndarray:
-        """``[n, k]`` predictions in raw target units."""
-        check_is_fitted(self, "search_")
-        return self.search_.predict(X)
-
-    def tree_predictions(self, X) -> np.ndarray:
-        """``[n_trees, n, k]``: every tree's predictions in raw target units (their mean is :meth:`predict`)."""
-        check_is_fitted(self, "search_")
-        best = self.search_.best_estimator_
+        """``[n, k]`` predictions in raw target units (NaN for a target in ``skipped_``)."""
+        check_is_fitted(self, "fits_")
         X = np.asarray(X)
-        return np.stack([best.transformer_.inverse_transform(tree.predict(X).reshape(len(X), -1))
+        out = np.full((len(X), self.n_targets_), np.nan)
+        for fit in self.fits_:
+            out[:, fit["targets"]] = fit["search"].predict(X).reshape(len(X), -1)
+        return out
+
+    def _fit_of(self, target: int) -> tuple[dict, int]:
+        for fit in self.fits_:
+            if target in fit["targets"]:
+                return fit, fit["targets"].index(target)
+        raise ValueError(f"target {target} was not trained: {self.skipped_.get(target, 'unknown target')}")
+
+    def tree_predictions(self, X, *, target: int) -> np.ndarray:
+        """``[n_trees, n]``: every tree's predictions of column ``target`` in raw units (their
+        mean is :meth:`predict`'s column)."""
+        check_is_fitted(self, "fits_")
+        fit, column = self._fit_of(target)
+        best = fit["search"].best_estimator_
+        X = np.asarray(X)
+        return np.stack([best.transformer_.inverse_transform(tree.predict(X).reshape(len(X), -1))[:, column]
                          for tree in best.regressor_.estimators_])
 
     def class_probability(self, X, *, target: int, classes) -> tuple[np.ndarray, np.ndarray]:
         """For a class target regressed as a number (column ``target``): the ensemble's class
         (``classes(prediction)``, e.g. rounding) and the share of trees whose own prediction
         gives the same class, ``([n], [n])``."""
-        trees = self.tree_predictions(X)[:, :, target]
+        trees = self.tree_predictions(X, target=target)
         ensemble = classes(trees.mean(axis=0))
         return ensemble, (classes(trees) == ensemble[None]).mean(axis=0)

@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 from audioreg import atomic
 from audioreg.device import resolve_device
 from audioreg.models.forest import _streaming_moments
+from audioreg.targets import TARGETS
 from audioreg.models.coding import TargetCoding
 from audioreg.models.network import GRUConfig, GRUNet
 
@@ -887,6 +888,7 @@ def train_gru(
         "frame_pool": int(frame_pool),
         "train_config": train_config,
         "coding": coding.as_dict(),
+        "label_counts": label_counts(train_targets),
         "params": _plain(params or {}),
         "torch_version": str(torch.__version__),
     }
@@ -1054,4 +1056,26 @@ def predict_table(
                 z[batch] = model(x.to(device), lengths).double().cpu().numpy()
     finally:
         model.train(was_training)
-    return checkpoint_coding(checkpoint).decode(z, normalizers)
+    return untrained_to_nan(checkpoint_coding(checkpoint).decode(z, normalizers), checkpoint.get("label_counts", {}))
+
+
+def label_counts(targets: np.ndarray) -> dict[str, int]:
+    """Labelled (finite) training rows per target, in TARGETS order (``mode`` too when
+    ``targets`` has its 12th column): stored in every checkpoint."""
+    y = np.asarray(targets, dtype=np.float64)
+    names = list(TARGETS) + (["mode"] if y.shape[1] > len(TARGETS) else [])
+    return {t: int(np.isfinite(y[:, j]).sum()) for j, t in enumerate(names)}
+
+
+#: The columns of a prediction table that a target's output carries with it.
+_CARRIED = {"key": ("key_prob", "mode", "mode_prob"), "mode": ("mode_prob",), "time_signature": ("time_signature_prob",)}
+
+
+def untrained_to_nan(table: pd.DataFrame, counts: Mapping[str, int]) -> pd.DataFrame:
+    """``table`` with NaN for every target no training row was labelled for (its head saw no
+    loss: its output means nothing), and the class columns that come with it."""
+    for t, n in counts.items():
+        if n == 0 and t in table.columns:
+            for c in (t, *_CARRIED.get(t, ())):
+                table[c] = np.nan
+    return table
