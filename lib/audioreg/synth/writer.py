@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import atomic
+from ..data.linking import fold_name
 from ..targets import METADATA_COLUMNS, TARGETS
 from .controls import METER_WEIGHTS, METERS, artist_style, genre_of, sample_controls
 from .labels import labels_from_controls
@@ -103,6 +104,7 @@ def _plan(*, n: int, seed: int, label_noise: float, seconds: float) -> list[dict
     meters = rng.permutation(deal(METERS, METER_WEIGHTS, n))
 
     rows, seen_ids, seen_per_artist = [], set(), [0] * n_artists
+    titles_of = [set() for _ in range(n_artists)]  # folded titles per artist: one song, one title
     for i in range(n):
         a = int(artist_of[i])
         controls = sample_controls(rng=np.random.default_rng([seed, i, 0]), artist_style=styles[a])
@@ -113,6 +115,11 @@ def _plan(*, n: int, seed: int, label_noise: float, seconds: float) -> list[dict
         noise_free = labels_from_controls(controls, rng=np.random.default_rng(0), label_noise=0.0)
         name_rng = np.random.default_rng([seed, i, 3])
         title, title_nfd = _track_name(i, name_rng)
+        base, part = title, 1
+        while fold_name(title) in titles_of[a]:  # another song of this artist: never the same title
+            part += 1
+            title = f"{base} (Part {part})"
+        titles_of[a].add(fold_name(title))
         artist = names[a]
         # artists with j % 6 == 5 appear in NFD on every other one of their tracks
         if a % 6 == 5 and seen_per_artist[a] % 2 == 1:
