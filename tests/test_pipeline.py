@@ -155,3 +155,54 @@ def test_dsp_predictions_take_the_experts_answers_and_the_baseline_for_the_rest(
     np.testing.assert_array_equal(mode, [0.0, np.nan, np.nan])
     others = [j[t] for t in TARGETS if t not in ("tempo", "key", "loudness")]
     np.testing.assert_array_equal(pred[:, others], base[:, others])
+
+
+def test_a_stage_the_data_cannot_support_is_skipped_with_its_reason_and_the_run_goes_on(tmp_path):
+    """Small data ends well: a notebook raising NotEnoughData is reported as skipped (CLI line,
+    index.html) and the next notebook still runs; any other error still fails the run."""
+    import json
+
+    from audioreg import runner
+
+    def notebook(code):
+        cells = [{"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "execution_count": None,
+                  "outputs": [], "source": 'root: str = ""\nrun_id: str = "default"\n'},
+                 {"cell_type": "code", "id": "c", "metadata": {}, "execution_count": None, "outputs": [], "source": code}]
+        return {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                            "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+
+    (tmp_path / "notebooks").mkdir()
+    codes = {nb: "print('ok')" for nb in runner.NOTEBOOKS}
+    codes["04_rf"] = "from audioreg.errors import NotEnoughData\nraise NotEnoughData('the val part is empty: 1 group')"
+    codes["06_error_analysis"] = "raise KeyError('a real bug')"
+    for nb, code in codes.items():
+        (tmp_path / "notebooks" / f"{nb}.ipynb").write_text(json.dumps(notebook(code)), encoding="utf-8")
+    result = runner.run(run_id="small", root=tmp_path, notebooks=["04_rf", "05_gru"])
+    assert result.skipped == {"04_rf": "the val part is empty: 1 group"}
+    assert [p.name for p in result.executed] == ["04_rf.ipynb", "05_gru.ipynb"]
+    index = result.index.read_text(encoding="utf-8")
+    assert "<b>skipped</b>" in index and "the val part is empty: 1 group" in index
+    with pytest.raises(runner.RunError, match="06_error_analysis failed: KeyError"):
+        runner.run(run_id="small", root=tmp_path, notebooks=["06_error_analysis"])
+
+
+def test_model_stages_check_each_part_and_target_before_training():
+    from audioreg import stages
+    from audioreg.errors import NotEnoughData
+    from audioreg.targets import TARGETS
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.uniform(0.1, 0.9, (6, len(TARGETS))), columns=list(TARGETS))
+    table["track_id"] = [f"t{i}" for i in range(6)]
+    table["artists"] = ["A", "A", "B", "B", "C", "C"]
+    table["split"] = ["train", "train", "val", "val", "test", "test"]
+    table.loc[table["split"] == "train", "energy"] = np.nan  # energy labelled outside training only
+    counts = stages.check_model_data(table)
+    assert counts.loc["energy"].to_dict() == {"train": 0, "val": 2, "test": 2, "all": 4}
+    assert counts.loc["valence", "train"] == 2 and counts.loc["mode"].sum() == 0
+    with pytest.raises(NotEnoughData, match="the test part is empty: 4 tracks in 2 leakage-safe groups"):
+        stages.check_model_data(table[table["split"] != "test"], parts=("train", "test"))
+    unlabelled = table.copy()
+    unlabelled.loc[unlabelled["split"] == "val", list(TARGETS)] = np.nan
+    with pytest.raises(NotEnoughData, match="no target is labelled in every one of the train, val parts"):
+        stages.check_model_data(unlabelled)

@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"audioreg: error: {exc}", file=sys.stderr)
         return 2
     print(f"run {result.run_id}: executed notebooks in {result.run_dir}")
+    for nb, why in result.skipped.items():
+        print(f"skipped {nb}: the data cannot support it: {why}")
     print(f"report: {result.index}")
     return 0
 

@@ -13,11 +13,12 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from . import params as P
+from .errors import NotEnoughData
 from .judge import report
 from .features.numba_cache import ensure_compiled
 from .paths import resolve_root
@@ -39,6 +40,7 @@ class RunResult:
     params: dict
     executed: list[Path]
     html: list[Path]
+    skipped: dict[str, str] = field(default_factory=dict)  # notebook -> why the data could not support it
 
     @property
     def index(self) -> Path:
@@ -125,7 +127,7 @@ def run(
     P.save_yaml(params, run_dir / "params.yaml")
     # every kernel below loads compiled code that this one process cached (or repaired)
     ensure_compiled()
-    executed, pages = [], []
+    executed, pages, skipped = [], [], {}
     for nb in notebooks:
         if nb not in decl:
             raise RunError(f"unknown notebook {nb!r}; the chain is {', '.join(NOTEBOOKS)}")
@@ -140,16 +142,22 @@ def run(
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except pm.PapermillExecutionError as exc:
             page = report.render_html(out, report_dir / f"{nb}.html")
-            report.write_index(report_dir, run_id, params, _pages(report_dir))
+            if exc.ename == NotEnoughData.__name__:  # small or sparse data: this stage has nothing to do
+                skipped[nb] = exc.evalue
+                log.warning("%s skipped: %s", nb, exc.evalue.splitlines()[0] if exc.evalue else "")
+                executed.append(out)
+                pages.append(page)
+                continue
+            report.write_index(report_dir, run_id, params, _pages(report_dir), skipped=skipped)
             raise RunError(f"{nb} failed: {exc.ename}: {exc.evalue} (executed notebook: {out}; page: {page})") from exc
         executed.append(out)
         pages.append(report.render_html(out, report_dir / f"{nb}.html"))
         log.info("%s done in %.0f s: %s", nb, time.perf_counter() - started, out)
     metrics = run_dir / "metrics.json"
-    if metrics.is_file():
+    if metrics.is_file() and "06_error_analysis" not in skipped:
         shutil.copyfile(metrics, report_dir / "metrics.json")
-    report.write_index(report_dir, run_id, params, _pages(report_dir))
-    return RunResult(run_id, run_dir, report_dir, params, executed, pages)
+    report.write_index(report_dir, run_id, params, _pages(report_dir), skipped=skipped)
+    return RunResult(run_id, run_dir, report_dir, params, executed, pages, skipped)
 
 
 def _pages(report_dir: Path) -> list[Path]:

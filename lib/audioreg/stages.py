@@ -24,8 +24,9 @@ from . import atomic
 from .data import audio, linking, metadata
 from .features import extract, frames
 from .params import base_params, digest
+from .errors import NotEnoughData
 from .paths import resolve, resolve_root
-from .data.split import check_no_leakage, group_split
+from .data.split import check_no_leakage, group_split, leakage_groups
 from .targets import TARGETS
 
 log = logging.getLogger(__name__)
@@ -392,7 +393,8 @@ def split(params) -> SplitResult:
         return SplitResult(path, read_split(path), key)
     table = feats.ingest.manifest.merge(feats.index[["track_id", "file", "n_frames"]], on="track_id", how="inner")
     if len(table) < 3:
-        raise ValueError(f"only {len(table)} tracks have features; at least 3 are needed to split (see {feats.out_dir / 'failures.csv'})")
+        raise NotEnoughData(f"only {len(table)} tracks have features; at least 3 are needed to split "
+                            f"(see {feats.out_dir / 'failures.csv'} and the ingest problems)")
     table["file"] = [str(feats.out_dir / f) for f in table["file"]]
     table = table.merge(dsp.table, on="track_id", how="left")  # a track the experts failed on keeps NaN
     table.insert(1, "split", group_split(table, val_fraction=float(cfg["val_fraction"]),
@@ -422,6 +424,41 @@ def labels(table: pd.DataFrame) -> np.ndarray:
     as the target-aware GRU trains on them."""
     mode = table["mode"].to_numpy(dtype=np.float64) if "mode" in table.columns else np.full(len(table), np.nan)
     return np.column_stack([targets(table), mode])
+
+
+def check_model_data(table: pd.DataFrame, *, parts: Sequence[str] = ("train", "val")) -> pd.DataFrame:
+    """:func:`label_counts` of a split table, after checking that a model stage has something
+    to do: tracks in each of ``parts`` (training, and validation where checkpoints and the
+    stage's own scores come from; 06 asks for ``("train", "test")``) and at least one target
+    labelled in all of them. Raises :class:`~audioreg.errors.NotEnoughData` naming what is
+    missing (the run reports the stage as skipped, with that reason)."""
+    counts = label_counts(table)
+    sizes = table["split"].value_counts() if len(table) else pd.Series(dtype=int)
+    empty = [p for p in parts if not sizes.get(p, 0)]
+    if empty:
+        groups = len(set(leakage_groups(table))) if len(table) else 0
+        raise NotEnoughData(
+            f"the {' and '.join(empty)} part{'s are' if len(empty) > 1 else ' is'} empty: {len(table)} tracks in "
+            f"{groups} leakage-safe group{'' if groups == 1 else 's'} (tracks sharing an artist, a song or an audio "
+            "file stay together), which cannot fill train, validation and test; add tracks by other artists")
+    usable = [t for t in TARGETS if all(counts.at[t, p] > 0 for p in parts if p in counts.columns)]
+    if not usable:
+        raise NotEnoughData("no target is labelled in every one of the " + ", ".join(parts) + " parts:\n"
+                            + counts.to_string())
+    return counts
+
+
+def label_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Labelled tracks per target (and ``mode``) in each part of a split table: partial labels
+    are data, so each target trains and is scored on its own rows. A target at 0 in ``train``
+    cannot be trained; at 0 in ``test`` it cannot be scored."""
+    names = [t for t in (*TARGETS, "mode")]
+    parts = [s for s in ("train", "val", "test") if s in set(table["split"])] if "split" in table.columns else []
+    labelled = table.reindex(columns=names).apply(pd.to_numeric, errors="coerce").notna()
+    out = pd.DataFrame({p: labelled[table["split"] == p].sum() for p in parts}, index=names)
+    out["all"] = labelled.sum()
+    out.index.name = "target"
+    return out.astype(int)
 
 
 def sequences(table: pd.DataFrame) -> list[np.ndarray]:

@@ -81,9 +81,14 @@ def render_html(notebook: Path, out: Path) -> Path:
     return atomic.write_text(out, body)
 
 
-def write_index(report_dir: Path, run_id: str, params: Mapping, pages: list[Path]) -> Path:
-    """``index.html``: links to every page, the headline metrics and the parameters."""
-    items = "\n".join(f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem)}</a></li>' for p in pages)
+def write_index(report_dir: Path, run_id: str, params: Mapping, pages: list[Path],
+                skipped: Mapping[str, str] | None = None) -> Path:
+    """``index.html``: links to every page, the headline metrics and the parameters; a stage the
+    data could not support (``skipped``: notebook -> reason) is marked so, with its reason."""
+    skipped = skipped or {}
+    items = "\n".join(f'<li><a href="{html.escape(p.name)}">{html.escape(p.stem)}</a>'
+                      + (f" <b>skipped</b>: <pre>{html.escape(skipped[p.stem])}</pre>" if p.stem in skipped else "")
+                      + "</li>" for p in pages)
     summary = ""
     metrics_path = report_dir / "metrics.json"
     if metrics_path.is_file():

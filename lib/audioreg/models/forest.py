@@ -18,6 +18,7 @@ from sklearn.model_selection import GroupKFold, KFold, RandomizedSearchCV
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from audioreg.errors import NotEnoughData
 from audioreg.params import estimator_settings
 
 logger = logging.getLogger(__name__)
@@ -372,7 +373,7 @@ class ForestRegressor(RegressorMixin, BaseEstimator):
                                    groups=None if groups is None else np.asarray(groups)[rows])
             self.fits_.append({"targets": columns, "n": int(rows.sum()), "search": search})
         if not self.fits_:
-            raise ValueError("no target has enough labelled training tracks for the forest: "
+            raise NotEnoughData("no target has enough labelled training tracks for the forest: "
                              + "; ".join(f"target {j}: {why}" for j, why in sorted(self.skipped_.items())))
         self.search_ = self.fits_[0]["search"]  # the forest of the most targets
         self.best_params_, self.best_score_ = self.search_.best_params_, self.search_.best_score_
