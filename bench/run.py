@@ -14,6 +14,11 @@ sample set:
 4. ``extract_many`` over the sample set with 1 and 2 workers;
 5. GRU training throughput (clips/s) for each ``frame_pool``.
 
+Also (not pinned to one core): reading and validating a generated 1.2M-row metadata table in
+the public 1.2M-track layout, CSV and Parquet, each in a fresh child process
+(:func:`measure_table_read`). And linking a table to an audio folder: 100,000 generated files
+for a 100,000-row table, and a 1.2M-row table for 300 files (:func:`measure_linking`).
+
 Usage: python bench/run.py [--out bench/RESULTS.md] [--music DIR] [--repeats 3]
 """
 
@@ -397,6 +402,247 @@ def measure_startup(one_file: Path, tmp: Path, *, run: Path | None, repeats: int
                          "runs": {k: ", ".join(f"{w:.2f}" for w in v) for k, v in walls.items()}})
 
 
+#: Linking goals: this many files below a folder linked to a table of as many rows, in seconds.
+LINK_FILES = 100_000
+LINK_TARGET_S = 60.0
+#: A Spotify-sized table linked to a few hundred files.
+LINK_BIG_ROWS = 1_200_000
+LINK_BIG_FILES = 300
+
+_SYLLABLES = ("ka", "lo", "mi", "ré", "sø", "na", "tu", "vé", "ri", "ël", "ba", "do", "ñe", "zo", "qui", "mar",
+              "bel", "ton", "ja", "rö", "lu", "sa", "ki", "ÿa", "po", "an", "el", "or", "us", "ix")
+_WORDS = ("love", "night", "river", "fire", "heart", "dance", "summer", "rain", "city", "dream", "light", "blue",
+          "gold", "home", "road", "time", "wild", "shadow", "ocean", "star", "forever", "alone", "ween", "electric",
+          "midnight", "sugar", "paper", "stone", "glass", "thunder", "velvet", "echo", "silver", "crazy", "slow",
+          "fast", "young", "old", "little", "big", "lost", "found", "morning", "garden", "winter", "cold", "sweet",
+          "money", "world", "girl", "boy", "baby", "party", "radio", "mirror", "ghost", "angel", "devil", "señorita",
+          "corazón", "été", "über", "naïve", "café", "déjà", "vu", "amor", "noche", "fuego", "cielo", "mañana", "sol")
+
+
+def _link_names(rng: np.random.Generator, n_artists: int, n_titles: int) -> tuple[list[str], list[str]]:
+    """Artist names of syllables (accents included) and titles of words, all distinct."""
+    artists: dict[str, None] = {}
+    while len(artists) < n_artists:
+        k = rng.integers(2, 5, size=2)
+        first = "".join(_SYLLABLES[j] for j in rng.integers(0, len(_SYLLABLES), k[0])).capitalize()
+        last = "".join(_SYLLABLES[j] for j in rng.integers(0, len(_SYLLABLES), k[1])).capitalize()
+        artists[f"{first} {last}" if rng.random() < 0.7 else first] = None
+    titles: dict[str, None] = {}
+    while len(titles) < n_titles:
+        titles[" ".join(_WORDS[j] for j in rng.integers(0, len(_WORDS), rng.integers(2, 5))).title()] = None
+    return list(artists), list(titles)
+
+
+def _track_ids(rng: np.random.Generator, n: int) -> list[str]:
+    """Spotify-like track ids: 22 base-62 characters."""
+    alphabet = np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
+    codes = alphabet[rng.integers(0, 62, size=(n, 22))]
+    return [b.decode() for b in codes.view("S22").ravel()]
+
+
+def _link_case(rng: np.random.Generator, folder: Path, n_rows: int, n_files: int, *, n_artists: int,
+               n_titles: int) -> tuple[pd.DataFrame, int]:
+    """A table of ``n_rows`` rows and ``n_files`` empty audio files for some of them in nested
+    folders: 40 % named ``<track_id>.<ext>``, the rest "Artist - Title" in ``Artist/Album/``
+    folders, with two-artist credits written "A & B" or "A feat. B", a "(feat. C)" title part
+    left out of the file name, NFD names, accents dropped and upper-case extensions; 10 % of
+    them named in the table's ``path`` column; plus 2 % files no row names. Returns the table
+    and how many rows have a file."""
+    import unicodedata
+
+    from audioreg.data import linking
+
+    artists, titles = _link_names(rng, n_artists, n_titles)
+    tids = _track_ids(rng, n_rows)
+    a1 = rng.integers(0, len(artists), n_rows)
+    a2 = rng.integers(0, len(artists), n_rows)
+    two = rng.random(n_rows) < 0.2
+    feat = rng.random(n_rows) < 0.1
+    t = rng.integers(0, len(titles), n_rows)
+    art_col = [f"{artists[x]};{artists[y]}" if w and x != y else artists[x] for x, y, w in zip(a1, a2, two)]
+    title_col = [f"{titles[j]} (feat. {artists[y]})" if f and not w else titles[j] for j, y, w, f in zip(t, a2, two, feat)]
+    df = pd.DataFrame({"track_id": tids, "artists": art_col, "track_name": title_col})
+    exts = (".mp3", ".flac", ".ogg", ".m4a", ".MP3", ".FLAC", ".Mp3")
+    chosen = rng.choice(n_rows, size=min(n_files, n_rows), replace=False)
+    seen: set[str] = set()
+    made_dirs: set[str] = set()
+    given: list = [None] * n_rows
+    made = 0
+    for i in chosen:
+        ext = exts[rng.integers(0, len(exts))]
+        if rng.random() < 0.4:
+            rel = f"tracks/{tids[i][:2]}/{tids[i]}{ext}"
+        else:
+            names = art_col[i].split(";")
+            who = names[0] if len(names) == 1 else (" & " if rng.random() < 0.5 else " feat. ").join(names)
+            stem = f"{who} - {titles[t[i]]}"
+            if rng.random() < 0.1:  # accents dropped by whoever named the file
+                stem = "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+            if rng.random() < 0.15:  # named on a Mac
+                stem = unicodedata.normalize("NFD", stem)
+            key = linking.fold_key(stem)
+            if key in seen:  # two rows of one song: leave the second without a file
+                continue
+            seen.add(key)
+            rel = f"{names[0]}/Album {int(t[i]) % 3}/{stem}{ext}"
+        _touch(folder, rel, made_dirs)
+        if rng.random() < 0.1:  # the table names the file itself
+            given[i] = rel
+        made += 1
+    for k in range(max(1, n_files // 50)):  # files no row names
+        _touch(folder, f"unsorted/{k % 10}/Nobody {k} - Nothing {k}.wav", made_dirs)
+    df["path"] = given
+    return df, made
+
+
+def _touch(folder: Path, rel: str, made_dirs: set) -> None:
+    parent = os.path.dirname(rel)
+    if parent not in made_dirs:
+        os.makedirs(folder / parent, exist_ok=True)
+        made_dirs.add(parent)
+    os.close(os.open(folder / rel, os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def measure_linking(tmp: Path, *, n_files: int = LINK_FILES, big_rows: int = LINK_BIG_ROWS,
+                    big_files: int = LINK_BIG_FILES, seed: int = 0) -> dict:
+    """Wall seconds of indexing a folder and linking a table to it (``audioreg.data.linking``),
+    in two cases: ``n_files`` files for a table of as many rows, and a ``big_rows``-row table
+    for ``big_files`` files. The files are empty (linking never opens them)."""
+    import shutil
+
+    from audioreg.data import linking
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for case, rows, nf, n_art, n_tit in (("many files", n_files, n_files, max(50, n_files // 5), max(50, n_files)),
+                                         ("big table", big_rows, big_files, max(50, big_rows // 20), max(50, big_rows // 6))):
+        folder = tmp / f"link-{case.replace(' ', '-')}"
+        df, made = _link_case(rng, folder, rows, nf, n_artists=n_art, n_titles=n_tit)
+        t0 = time.perf_counter()
+        files = linking.index_audio_dir(folder)
+        t1 = time.perf_counter()
+        res = linking.link_table(df, audio_dir=folder, files=files)
+        t2 = time.perf_counter()
+        links = res.links
+        out[case] = {"rows": len(df), "files": len(files), "rows with a file": made,
+                     "linked": int(links["path"].notna().sum()),
+                     "by path": int((links["link"] == "path column").sum()),
+                     "by track_id": int((links["link"] == "track_id file name").sum()),
+                     "by artist - title": int((links["link"] == "artist - title").sum()),
+                     "ambiguous or contested": int((links["candidates"].map(len) > 0).sum()),
+                     "unmatched files": len(res.unmatched),
+                     "index s": t1 - t0, "link s": t2 - t1, "total s": t2 - t0}
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def linking_report(figures: dict) -> tuple[str, list[str]]:
+    """The Targets row and the report section of :func:`measure_linking`'s figures."""
+    from audioreg.bench import markdown_table
+
+    many = figures["many files"]
+    row = (f"| link {many['files']:,} files to a {many['rows']:,}-row table < {LINK_TARGET_S:g} s (index + link) "
+           f"| {many['total s']:.1f} s | {'yes' if many['total s'] < LINK_TARGET_S else 'no'} |")
+    table = pd.DataFrame.from_dict(figures, orient="index")
+    lines = [
+        "## Linking a table to an audio folder (`audioreg.data.linking`)",
+        "",
+        "`index_audio_dir` (walk the folder, key every file name) then `link_table` (path column, `<track_id>.<ext>`,",
+        "every credited artist with the title) on generated empty files: 40 % named `<track_id>.<ext>` below",
+        "`tracks/<2 letters>/`, the rest `Artist/Album/Artist - Title.<ext>` with two-artist credits written",
+        "\"A & B\" or \"A feat. B\", a title's \"(feat. C)\" left out of the file name, accents dropped (10 %),",
+        "NFD names (15 %) and upper-case extensions; 10 % of the files also named in a `path` column; 2 % files",
+        "no row names. Songs listed twice under two track ids, as real tables list them, leave a few files",
+        "contested (linked to neither row). Wall seconds, one run; `by track_id` and `by artist - title` count",
+        "the rows the path column did not link first.",
+        "",
+        markdown_table(table, index_name="case", floatfmt=",.2f"),
+        "",
+    ]
+    return row, lines
+
+
+#: Reading goals: a generated table in the 1.2M-track layout, read and validated (CSV and Parquet).
+TABLE_ROWS = 1_200_000
+TABLE_TARGET_S = 60.0
+TABLE_TARGET_MB = 4096.0
+
+
+def table_child(path: str) -> None:
+    """Entry point of a fresh process: read and validate one metadata table, figures as JSON on stdout."""
+    import pyarrow as pa
+
+    from audioreg import bench
+    from audioreg.data import metadata
+
+    # this file pins every thread pool to one thread on import; a user's read has pyarrow's default pool
+    pa.set_cpu_count(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    before = bench.current_rss_mb()
+    t0 = time.perf_counter()
+    df = metadata.read_metadata(path)
+    t1 = time.perf_counter()
+    problems = metadata.validate_labels(df)
+    t2 = time.perf_counter()
+    usable = metadata.usable_rows(df, problems)
+    counts = metadata.label_counts(usable)
+    t3 = time.perf_counter()
+    print(json.dumps({"rows": len(df), "read s": t1 - t0, "validate s": t2 - t1, "read+validate s": t2 - t0,
+                      "usable_rows+label_counts s": t3 - t2, "peak RSS MiB": bench.peak_rss_mb(),
+                      "RSS before MiB": before, "problems": len(problems),
+                      "rows dropped": int((problems["action"] == metadata.ROW_DROPPED).sum()),
+                      "rows with a label masked": int((problems["action"] == metadata.LABEL_MASKED).sum()),
+                      "usable rows": len(usable), "fewest labels": int(counts.min()),
+                      "pyarrow threads": pa.cpu_count()}))
+
+
+def measure_table_read(tmp: Path, *, rows: int = TABLE_ROWS, layout: str = "spotify-1.2m", seed: int = 0) -> dict:
+    """Wall seconds and peak memory of ``read_metadata`` + ``validate_labels`` (then ``usable_rows`` +
+    ``label_counts``) on a generated ``rows``-row table (``audioreg.bench.public_table``), written as
+    CSV and as Parquet, each read in a fresh child process with pyarrow's default thread pool."""
+    from audioreg.bench import public_table
+
+    df = public_table(rows, layout, seed=seed)
+    paths = {"CSV": tmp / f"{layout}.csv", "Parquet": tmp / f"{layout}.parquet"}
+    df.to_csv(paths["CSV"], index=False)
+    df["valence"] = pd.to_numeric(df["valence"], errors="coerce")  # Parquet columns are typed: no stray words
+    df.to_parquet(paths["Parquet"], index=False)
+    del df
+    out = {}
+    for fmt, path in paths.items():
+        done = subprocess.run([sys.executable, __file__, "--table-child", str(path)], capture_output=True, text=True,
+                              check=True)
+        out[fmt] = {"file MiB": path.stat().st_size / 2**20, **json.loads(done.stdout.strip().splitlines()[-1])}
+        path.unlink()
+    return out
+
+
+def table_read_report(figures: dict) -> tuple[str, list[str]]:
+    """The Targets row and the report section of :func:`measure_table_read`'s figures."""
+    from audioreg.bench import markdown_table
+
+    rows = max(f["rows"] for f in figures.values())
+    worst_s = max(f["read+validate s"] for f in figures.values())
+    worst_mb = max(f["peak RSS MiB"] for f in figures.values())
+    met = worst_s < TABLE_TARGET_S and worst_mb < TABLE_TARGET_MB
+    row = (f"| read+validate a {rows:,}-row table < {TABLE_TARGET_S:g} s and < {TABLE_TARGET_MB / 1024:g} GB "
+           f"(CSV and Parquet, the slower) | {worst_s:.1f} s, {worst_mb / 1024:.2f} GiB peak | {'yes' if met else 'no'} |")
+    table = pd.DataFrame.from_dict(figures, orient="index")
+    lines = [
+        f"## Reading a {rows:,}-row metadata table (`audioreg.data.metadata`)",
+        "",
+        "`read_metadata` then `validate_labels` on a table generated by `audioreg.bench.public_table` in the layout of",
+        "the \"Spotify 1.2M+ Songs\" `tracks_features.csv` (list-string artists with apostrophes, commas and accents,",
+        "titles in other scripts, 1 % repeated tracks, Spotify's sentinels, empty and out-of-range labels; the CSV also",
+        "has a few words in a label column), written by pandas as CSV and as Parquet. Each format is read in a fresh",
+        "child process with pyarrow's default thread pool (all usable cores, not the bench's one); *peak RSS* is the",
+        "child's high-water mark (`VmHWM`), imports included. `usable_rows` + `label_counts` are timed apart.",
+        "",
+        markdown_table(table.astype(object).T, index_name="figure", floatfmt=",.2f"),
+        "",
+    ]
+    return row, lines
+
+
 def write_report(out: Path, text: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -417,9 +663,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", type=Path, default=None, metavar="runs/<run_id>",
                     help="a run whose trained rf and gru models the one-file prediction timing also covers")
     ap.add_argument("--memory-child", nargs=3, metavar=("PATH", "FILE", "WARMUP"), help=argparse.SUPPRESS)
+    ap.add_argument("--table-child", metavar="TABLE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
         memory_child(*args.memory_child)
+        return 0
+    if args.table_child:
+        table_child(args.table_child)
         return 0
 
     from audioreg.bench import markdown_table
@@ -459,6 +709,10 @@ def main(argv: list[str] | None = None) -> int:
         log("gru")
         gru, n_train, n_val, frames = measure_gru(sample_dir, features_dir, tmp, epochs=args.gru_epochs,
                                                 epochs_pool1=args.gru_epochs_pool1)
+        log("linking")
+        linked = measure_linking(tmp)
+        log(f"reading a {TABLE_ROWS:,}-row table")
+        table_read = measure_table_read(tmp)
     total = time.perf_counter() - started
     log(f"done in {total:.0f} s")
 
@@ -503,6 +757,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| one 30-s file through `{name}` under {ONE_FILE_EXTRACT_TARGET if 'extract' in name else ONE_FILE_PREDICT_TARGET:g} s wall "
               f"| {one[name]:.2f} s | {'yes' if one[name] < (ONE_FILE_EXTRACT_TARGET if 'extract' in name else ONE_FILE_PREDICT_TARGET) else 'no'} |"
               for name in one.index if name.startswith("audioreg")]
+    link_target, link_section = linking_report(linked)
+    lines += [link_target]
+    table_target, table_section = table_read_report(table_read)
+    lines += [table_target]
     lines += [""]
     if music is None:
         lines += [f"**{args.music} is absent**: only the generated sample set was measured.", ""]
@@ -576,6 +834,8 @@ def main(argv: list[str] | None = None) -> int:
         markdown_table(gru, floatfmt=",.2f"),
         "",
     ]
+    lines += link_section
+    lines += table_section
     write_report(args.out, "\n".join(lines))
     log(f"wrote {args.out}")
     return 0

@@ -100,3 +100,24 @@ def test_feature_stage_times_sum_to_the_call(monkeypatch):
 
 def test_peak_rss_is_at_least_current():
     assert bench.peak_rss_mb() >= bench.current_rss_mb() > 0
+
+
+@pytest.mark.parametrize("layout", ["spotify-tracks", "spotify-600k", "spotify-1.2m"])
+def test_public_table_has_the_layout_and_its_awkward_cells(layout):
+    from audioreg.data.tables import LAYOUTS, artist_names
+
+    df = bench.public_table(3000, layout, seed=1)
+    assert tuple(df.columns) == LAYOUTS[layout] and len(df) == 3000
+    ids = df["track_id" if layout == "spotify-tracks" else "id"]
+    assert ids.str.fullmatch(r"[0-9A-Za-z]{22}").all()
+    assert 0 < ids.duplicated().mean() < 0.3  # repeated tracks
+    artists = df["artists"]
+    if layout == "spotify-tracks":
+        assert artists.str.contains(";").any() and not artists.str.startswith("[").any()
+    else:
+        assert artists.str.startswith("[").all() and artists.str.contains('"', regex=False).any()
+        assert all(artist_names(a) for a in artists)
+    assert (df["tempo"] == 0).any() and df["energy"].isna().any() and (df["valence"] == "?").sum() == 5
+    assert bench.public_table(3000, layout, seed=1).equals(df)
+    clean = bench.public_table(100, layout, seed=1, text_errors=False)
+    assert clean["valence"].dtype == np.float64

@@ -76,10 +76,9 @@ def test_read_metadata_errors_name_the_file(tmp_path):
     _metadata([{"track_id": "a"}]).drop(columns=["track_id"]).to_csv(p2, index=False)
     with pytest.raises(metadata.MetadataError, match=r"noid\.csv: missing column 'track_id'"):
         metadata.read_metadata(p2)
-    p3 = tmp_path / "notempo.csv"
+    p3 = tmp_path / "notempo.csv"  # an absent target is unlabelled, not an error
     _metadata([{"track_id": "a"}]).drop(columns=["tempo"]).to_csv(p3, index=False)
-    with pytest.raises(metadata.MetadataError, match=r"notempo\.csv: missing column 'tempo'"):
-        metadata.read_metadata(p3)
+    assert metadata.absent_targets(metadata.read_metadata(p3)) == ("tempo",)
 
 
 def test_validate_labels_lists_each_bad_row(tmp_path):
@@ -87,12 +86,15 @@ def test_validate_labels_lists_each_bad_row(tmp_path):
                     {"track_id": "l", "loudness": 2.0}, {"track_id": "n", "energy": np.nan},
                     {"track_id": "d"}, {"track_id": "d"}, {"track_id": "c"}, {"track_id": "c", "energy": 0.2}])
     df.insert(0, "row", range(2, 2 + len(df)))
-    probs = metadata.validate_labels(df).set_index("row")["reason"]
+    table = metadata.validate_labels(df).set_index("row")
+    probs, action = table["reason"], table["action"]
     assert 2 not in probs.index
+    assert 6 not in probs.index  # an empty label is unlabelled, not a problem
+    assert list(action[[3, 4, 5]]) == [metadata.LABEL_MASKED] * 3
+    assert list(action[[8, 9, 10]]) == [metadata.ROW_DROPPED] * 3
     assert probs[3] == "key=-1 outside [0, 11] (Spotify's -1: no key detected)"
     assert probs[4] == "tempo=0 outside [1, 300] (Spotify's 0: no beat detected)"
     assert probs[5] == "loudness=2 outside [-60, 0]"
-    assert probs[6] == "energy is missing (empty or NaN)"
     assert 7 not in probs.index  # the first of two identical rows is kept
     assert probs[8] == "duplicate of row 7 (same track_id and labels)"
     assert probs[9] == "track_id also at row 10 with different labels"

@@ -76,10 +76,14 @@ def test_bad_rows_and_bad_files_are_listed_and_good_files_still_extracted(params
     assert "empty file (0 bytes)" in reasons[meta["track_id"][0]]
     assert "not a readable audio file" in reasons[meta["track_id"][1]]
     assert reasons[meta["track_id"][3]] == "tempo=0 outside [1, 300] (Spotify's 0: no beat detected)"
-    assert "'audio/ghost.wav', which does not exist" in reasons["ghost"]
-    assert len(ing.manifest) == 14 - 3
+    actions = ing.problems.set_index("track_id")["action"]
+    assert actions[meta["track_id"][3]] == "label masked" and actions[meta["track_id"][0]] == "row dropped"
+    assert "path 'audio/ghost.wav' names no file" in reasons["ghost"] and "tried 'ghost.<ext>'" in reasons["ghost"]
+    assert len(ing.manifest) == 14 - 2  # the row with tempo 0 stays, its tempo unlabelled (partial labels are data)
+    kept = ing.manifest.set_index("track_id").loc[meta["track_id"][3]]
+    assert np.isnan(kept["tempo"]) and kept["energy"] == meta.loc[3, "energy"]
     feats = stages.features(p)
-    assert len(feats.index) == 11 and len(feats.failures) == 0
+    assert len(feats.index) == 12 and len(feats.failures) == 0
     assert all((feats.out_dir / array_name(t)).is_file() for t in ing.manifest["track_id"])
 
 

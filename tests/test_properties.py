@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from audioreg.data import linking, metadata
+from audioreg.data import linking, metadata, tables
 from audioreg.judge import metrics
 from audioreg.targets import TARGETS, VALID_RANGES
 
@@ -85,12 +85,28 @@ def _is_missing(cell) -> bool:
     return cell is None or math.isnan(cell)
 
 
+def _masked(labels: np.ndarray) -> np.ndarray:
+    """``labels`` with the cells validate_labels masks set to NaN (outside the range, not whole)."""
+    out = labels.copy()
+    for j, t in enumerate(TARGETS):
+        lo, hi = VALID_RANGES[t]
+        v = out[:, j]
+        with np.errstate(invalid="ignore"):
+            bad = (v < lo) | (v > hi) | ((v != np.round(v)) if t in WHOLE else False)
+        v[bad & ~np.isnan(v)] = np.nan
+    return out
+
+
+_DROPS = {"missing", "duplicate of", "also at"}
+
+
 def _expected_problems(ids: list, labels: np.ndarray, rows: list[int], cells: list[list]) -> dict[int, list[tuple]]:
     """The reasons validate_labels must give, as (kind, column or rows) in order, keyed by row."""
     out: dict[int, list[tuple]] = {r: [] for r in rows}
     for i, tid in enumerate(ids):
         if not tid:
             out[rows[i]].append(("missing", "track_id"))
+    masked = _masked(labels)
     groups: dict[str, list[int]] = {}
     for i, tid in enumerate(ids):
         if tid:
@@ -98,7 +114,7 @@ def _expected_problems(ids: list, labels: np.ndarray, rows: list[int], cells: li
     for members in groups.values():
         if len(members) < 2:
             continue
-        if all(np.array_equal(labels[i], labels[members[0]], equal_nan=True) for i in members[1:]):
+        if all(np.array_equal(masked[i], masked[members[0]], equal_nan=True) for i in members[1:]):
             for i in members[1:]:
                 out[rows[i]].append(("duplicate of", (rows[members[0]],)))
         else:
@@ -108,7 +124,8 @@ def _expected_problems(ids: list, labels: np.ndarray, rows: list[int], cells: li
         lo, hi = VALID_RANGES[t]
         for i, v in enumerate(labels[:, j]):
             if math.isnan(v):
-                out[rows[i]].append(("missing" if _is_missing(cells[i][j]) else "not a number", t))
+                if not _is_missing(cells[i][j]):
+                    out[rows[i]].append(("not a number", t))
             elif not lo <= v <= hi:
                 out[rows[i]].append(("outside", t, v))
             elif t in WHOLE and v != round(v):
@@ -140,15 +157,23 @@ def _parse_reason(reason: str) -> list[tuple]:
     return parts
 
 
-@PROPS
-@given(_tables())
-def test_metadata_rows_are_all_accounted_for(tmp_path_factory, table):
+def _written(folder, table):
+    """A generated table (:func:`_tables`) written to ``folder/metadata.csv``: ``(path, frame,
+    newline, quoting)`` as written."""
     names, cells, encoding, newline, quoting = table
-    path = tmp_path_factory.mktemp("meta") / "metadata.csv"
+    path = folder / "metadata.csv"
     frame = pd.DataFrame(cells, columns=names, dtype=object)
     if newline == "\n" and any("\r" in str(v) for v in [*names, *frame.to_numpy().ravel()]):
         quoting = csv.QUOTE_ALL  # Python < 3.12 leaves a lone \r unquoted when lines end in \n: a broken CSV
     frame.to_csv(path, index=False, encoding=encoding, lineterminator=newline, quoting=quoting)
+    return path, frame, newline, quoting
+
+
+@PROPS
+@given(_tables())
+def test_metadata_rows_are_all_accounted_for(tmp_path_factory, table):
+    names, cells = table[:2]
+    path, frame, newline, quoting = _written(tmp_path_factory.mktemp("meta"), table)
 
     stripped = [n.strip() for n in names if n.strip()]
     file_level = len(set(stripped)) < len(stripped) or set(stripped) & set(metadata.ADDED_COLUMNS) or not cells
@@ -171,7 +196,8 @@ def test_metadata_rows_are_all_accounted_for(tmp_path_factory, table):
     col = {n: j for j, n in enumerate(names)}
     ids = [NFC((c[col["track_id"]] or "").strip()) for c in cells]
     assert [v if isinstance(v, str) else "" for v in df["track_id"]] == ids
-    assert [v if isinstance(v, str) else "" for v in df["artists"]] == [NFC(c[col["artists"]] or "") for c in cells]
+    assert [v if isinstance(v, str) else "" for v in df["artists"]] == \
+           [";".join(tables.artist_names(c[col["artists"]])) for c in cells]
     labels = np.array([[_number(c[col[t]]) for t in TARGETS] for c in cells], dtype=np.float64).reshape(len(cells), -1)
     read = np.column_stack([pd.to_numeric(df[t], errors="coerce").to_numpy(dtype=np.float64) for t in TARGETS])
     np.testing.assert_array_equal(read, labels)
@@ -183,15 +209,22 @@ def test_metadata_rows_are_all_accounted_for(tmp_path_factory, table):
     expected = _expected_problems(ids, labels, rows, [[c[col[t]] for t in TARGETS] for c in cells])
     got = {r: _parse_reason(reason) for r, reason in zip(problems["row"], problems["reason"])}
     assert got == expected
+    actions = dict(zip(problems["row"], problems["action"]))
+    assert actions == {r: metadata.ROW_DROPPED if {k[0] for k in kinds} & _DROPS else metadata.LABEL_MASKED
+                       for r, kinds in expected.items()}
     by_row = df.set_index("row")["track_id"]
     assert [by_row[r] if isinstance(by_row[r], str) else "" for r in problems["row"]] == \
            [t if isinstance(t, str) else "" for t in problems["track_id"]]
-    kept = df[~df["row"].isin(problems["row"])]
-    assert len(kept) + len(problems) == len(cells)
+    kept = metadata.usable_rows(df, problems)
+    assert len(kept) + list(actions.values()).count(metadata.ROW_DROPPED) == len(cells)
+    np.testing.assert_array_equal(kept[list(TARGETS)].to_numpy(dtype=np.float64),
+                                  _masked(labels)[df["row"].isin(kept["row"]).to_numpy()])
     for t in TARGETS:
         lo, hi = VALID_RANGES[t]
-        assert pd.to_numeric(kept[t]).between(lo, hi).all()
+        assert kept[t].dropna().between(lo, hi).all()
     assert kept["track_id"].is_unique
+    counts = metadata.label_counts(kept)
+    assert counts.tolist() == [int(kept[t].notna().sum()) for t in TARGETS]
 
 
 _VALID_CSV = ",".join(["track_id", "artists", *TARGETS]) + "\n" + "\n".join(
@@ -220,13 +253,18 @@ def _check_loaded_or_refused(path) -> None:
 @PROPS
 @given(_EDITS)
 def test_mangled_csv_loads_or_names_the_file(tmp_path_factory, edits):
-    text = _VALID_CSV
+    _check_loaded_or_refused(_mangled(tmp_path_factory.mktemp("mangled"), _VALID_CSV, edits))
+
+
+def _mangled(folder, text: str, edits):
+    """``text`` with each ``(where, insert)`` edit applied (an empty insert deletes a character),
+    written to ``folder/metadata.csv``."""
     for where, insert in edits:
         at = int(where * len(text))
         text = text[:at] + insert + text[at:] if insert else text[:at] + text[at + 1:]
-    path = tmp_path_factory.mktemp("mangled") / "metadata.csv"
+    path = folder / "metadata.csv"
     path.write_text(text, encoding="utf-8", newline="")
-    _check_loaded_or_refused(path)
+    return path
 
 
 @PROPS
@@ -236,6 +274,40 @@ def test_arbitrary_bytes_load_or_name_the_file(tmp_path_factory, raw):
     path = tmp_path_factory.mktemp("bytes") / "metadata.csv"
     path.write_bytes(raw)
     _check_loaded_or_refused(path)
+
+
+def _fast_and_exact_agree(path) -> None:
+    """read_metadata (NumPy scan + pyarrow when the quoting is regular) gives what Python's csv
+    module gives record by record: the same frame, or the same error."""
+    raw = path.read_bytes()
+    got = []
+    for read in (lambda: metadata.read_metadata(path),
+                 lambda: metadata._read_exact(path, raw[metadata._check_bytes(path, raw):].decode("utf-8"),
+                                              metadata._detect_delimiter(raw, metadata._check_bytes(path, raw)))):
+        try:
+            got.append(read())
+        except metadata.MetadataError as exc:
+            got.append(str(exc))
+    if isinstance(got[0], str) or isinstance(got[1], str):
+        assert got[0] == got[1]  # the same whole-file error
+        return
+    pd.testing.assert_frame_equal(got[0], got[1])
+    assert got[0].attrs == got[1].attrs
+
+
+_SEMICOLON_CSV = _VALID_CSV.replace(",", ";").replace('"Artist; ', '"Artist, ')
+
+
+@PROPS
+@given(_EDITS, st.sampled_from([_VALID_CSV, _SEMICOLON_CSV]))
+def test_fast_reader_reads_what_the_csv_module_reads(tmp_path_factory, edits, text):
+    _fast_and_exact_agree(_mangled(tmp_path_factory.mktemp("fast"), text, edits))
+
+
+@PROPS
+@given(_tables())
+def test_fast_reader_reads_written_tables_as_the_csv_module_does(tmp_path_factory, table):
+    _fast_and_exact_agree(_written(tmp_path_factory.mktemp("fast"), table)[0])
 
 
 # ================================================================== linker: normalize_name and friends

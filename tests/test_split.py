@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from audioreg.data.linking import credited_artists
 from audioreg.data.split import check_no_leakage, group_split, leakage_groups
 
 
@@ -111,3 +112,15 @@ def test_rare_classes_and_non_zero_masses_are_spread_over_the_parts():
     summary = label_summary(df.assign(split=s))
     assert list(summary.columns) == ["train", "val", "test", "all"]
     assert summary.loc["share speechiness > 0.33", "all"] == pytest.approx((df["speechiness"] > 0.33).mean())
+
+
+def test_list_string_and_joined_spellings_of_one_credit_are_one_group():
+    # the 600k and 1.2M tables write Python list strings, the Kaggle table joins with ";"
+    df = pd.DataFrame({"track_id": ["a", "b", "c", "d", "e", "f"],
+                       "artists": ["['Artist 1']", "['Artist 1', 'Artist 2']", "Artist 1", "Artist 1;Artist 2",
+                                   "Artist 3", "[\"Guns N' Roses\"]"]})
+    g = leakage_groups(df)
+    assert g[0] == g[1] == g[2] == g[3] != g[4] != g[5]
+    assert credited_artists("['Artist 1', 'Artist 2']") == credited_artists("Artist 1;Artist 2") == ["artist 1", "artist 2"]
+    assert credited_artists("['Artist 1']") == credited_artists("Artist 1") == ["artist 1"]
+    assert credited_artists("[\"Guns N' Roses\"]") == credited_artists("Guns N' Roses") == ["guns n roses"]

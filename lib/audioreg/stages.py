@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import atomic
-from .data import audio, linking, metadata
+from .data import audio, dedup, linking, metadata
 from .features import extract, frames
 from .params import base_params, digest
 from .errors import NotEnoughData
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: The loudness recorded for digital silence: BS.1770's absolute gate.
 SILENT_LUFS = -70.0
-INGEST_VERSION = "3"  # 3: each file's integrated loudness (lufs)
+INGEST_VERSION = "4"  # 3: each file's integrated loudness (lufs); 4: partial labels, link_table, repeats removed
 SPLIT_VERSION = "3"  # 3: the expert estimates (dsp_*) joined; 2: groups join artists, audio and songs
 EXPERTS_VERSION = "1"
 
@@ -133,6 +133,9 @@ class IngestResult:
     manifest: pd.DataFrame
     problems: pd.DataFrame
     key: str
+    duplicates: pd.DataFrame | None = None  # rows removed as repeats (data.dedup), with the row each repeats
+    unmatched: pd.DataFrame | None = None  # audio files no row matched
+    meta: dict = field(default_factory=dict)  # meta.json: counts, absent targets, removed per rule
 
 
 def _audio_listing(audio_dir: Path) -> list:
@@ -144,11 +147,22 @@ def _audio_listing(audio_dir: Path) -> list:
     return out
 
 
-def ingest(params) -> IngestResult:
-    """Read the metadata, link rows to audio files, probe and hash each file.
+def _problems(rows: pd.DataFrame, *, stage: str, reason, path=None) -> pd.DataFrame:
+    """Problems-table rows (:data:`audioreg.data.metadata.PROBLEM_COLUMNS`) for the metadata rows ``rows``."""
+    return pd.DataFrame({"row": rows["row"].to_numpy(dtype=np.int64), "track_id": rows["track_id"].to_numpy(dtype=object),
+                         "path": path, "stage": stage, "reason": reason, "action": metadata.ROW_DROPPED},
+                        columns=list(metadata.PROBLEM_COLUMNS))
 
-    Writes ``data/interim/ingest-<key>/manifest.csv`` (one row per usable track) and
-    ``problems.csv`` (every row without usable audio or labels, and why).
+
+def ingest(params) -> IngestResult:
+    """Read the metadata, link rows to audio files, probe, measure and hash each linked file,
+    remove repeats.
+
+    Writes to ``data/interim/ingest-<key>/``: ``manifest.csv`` (one row per usable track; a
+    missing or masked label is empty: partial labels are data), ``problems.csv`` (every row
+    dropped, or with a label masked, and why), ``duplicates.csv`` (the rows removed as
+    repeats, :mod:`audioreg.data.dedup`), ``unmatched_files.csv`` (audio files no row
+    matched) and, last, ``meta.json`` (counts, the targets the table lacks, rows removed per rule).
     """
     cfg = config(params)
     meta_path = sample_set(cfg)
@@ -158,49 +172,65 @@ def ingest(params) -> IngestResult:
     key = digest({"v": INGEST_VERSION, "metadata": audio.file_sha256(meta_path), "audio": _audio_listing(audio_dir)})
     out = cfg.data_dir / "interim" / f"ingest-{key}"
     if (out / "meta.json").is_file():
-        return IngestResult(out, _read_manifest(out / "manifest.csv"), pd.read_csv(out / "problems.csv", dtype={"track_id": str}), key)
+        return IngestResult(out, _read_manifest(out / "manifest.csv"),
+                            pd.read_csv(out / "problems.csv", dtype={"track_id": str}), key,
+                            pd.read_csv(out / "duplicates.csv", dtype={"track_id": str, "kept_track_id": str}),
+                            pd.read_csv(out / "unmatched_files.csv"),
+                            json.loads((out / "meta.json").read_text(encoding="utf-8")))
     _fresh_dir(out)
     df = metadata.read_metadata(meta_path)
-    problems = [metadata.validate_labels(df)]
-    bad_rows = set(problems[0]["row"])
-    links = linking.link_audio(df, audio_dir=audio_dir, metadata_dir=meta_path.parent)
+    absent = metadata.absent_targets(df)
+    checked = metadata.validate_labels(df)
+    usable = metadata.usable_rows(df, checked)
+    found = linking.link_table(usable, audio_dir=audio_dir, metadata_dir=meta_path.parent)
+    links = found.links
+    unlinked = links["path"].isna().to_numpy()
+    problems = [checked, _problems(usable[unlinked], stage="link", reason=links.loc[unlinked, "reason"].to_numpy(dtype=object))]
     rows = []
     from tqdm.auto import tqdm
 
-    for i in tqdm(df.index, desc="ingest", unit="file", disable=not cfg["progress"]):
-        r, link = df.loc[i], links.loc[i]
-        if pd.isna(link["path"]):
-            problems.append(pd.DataFrame([{"row": r["row"], "track_id": r["track_id"], "path": None, "stage": "link", "reason": link["reason"]}]))
-            continue
-        if r["row"] in bad_rows:
-            continue
+    linked = usable[~unlinked]
+    for (_, r), (_, link) in tqdm(zip(linked.iterrows(), links[~unlinked].iterrows()), total=len(linked),
+                                  desc="ingest", unit="file", disable=not cfg["progress"]):
+        one = linked.loc[[r.name]]
         try:
             info = audio.probe_audio(link["path"])
         except audio.AudioDecodeError as exc:
-            problems.append(pd.DataFrame([{"row": r["row"], "track_id": r["track_id"], "path": link["path"], "stage": "probe", "reason": str(exc)}]))
+            problems.append(_problems(one, stage="probe", reason=str(exc), path=link["path"]))
             continue
         try:
             lufs = audio.measure_loudness(link["path"])
         except audio.AudioDecodeError as exc:
-            problems.append(pd.DataFrame([{"row": r["row"], "track_id": r["track_id"], "path": link["path"], "stage": "loudness", "reason": str(exc)}]))
+            problems.append(_problems(one, stage="loudness", reason=str(exc), path=link["path"]))
             continue
         rec = {"track_id": r["track_id"], "path": str(Path(link["path"]).resolve()), "sha256": audio.file_sha256(link["path"]),
                "duration_s": info["duration_s"], "sample_rate": info["sample_rate"], "channels": info["channels"],
                "lufs": max(lufs, SILENT_LUFS), "link": link["link"], "row": r["row"]}
         for col in ("artists", "album_name", "track_name", "track_genre", "mode"):
-            if col in df.columns:
+            if col in usable.columns:
                 rec[col] = r[col]
         for t in TARGETS:
             rec[t] = float(r[t])
         rows.append(rec)
-    manifest = pd.DataFrame(rows)
-    probs = pd.concat([p for p in problems if len(p)], ignore_index=True) if any(len(p) for p in problems) else problems[0]
-    probs = probs.sort_values(["row", "stage"]).reset_index(drop=True)
+    manifest, duplicates = dedup.deduplicate(pd.DataFrame(rows, columns=list(rows[0]) if rows else ["row", "track_id", "path"]))
+    if len(duplicates):
+        problems.append(pd.DataFrame({**{c: duplicates[c] for c in ("row", "track_id", "path", "reason")},
+                                      "stage": "dedup", "action": metadata.ROW_DROPPED})[list(metadata.PROBLEM_COLUMNS)])
+    probs = pd.concat([p for p in problems if len(p)], ignore_index=True) if any(len(p) for p in problems) else checked
+    probs = probs.sort_values(["row", "stage"], kind="stable").reset_index(drop=True)
+    id_repeats = int(checked["reason"].str.contains("duplicate of row", regex=False).sum()) if len(checked) else 0
+    removed = dedup.summary(duplicates, id_repeats=id_repeats)
+    unmatched = found.unmatched.assign(path=lambda f: [os.path.relpath(p, audio_dir) for p in f["path"]])
+    meta = {"key": key, "metadata_path": str(meta_path), "audio_dir": str(audio_dir), "n_rows": len(df),
+            "n_usable": len(manifest), "n_problems": len(probs), "absent_targets": list(absent),
+            "removed_as_repeats": removed["removed"].to_dict(), "n_unmatched_files": len(unmatched),
+            "labelled": {t: int(manifest[t].notna().sum()) if t in manifest.columns else 0 for t in TARGETS}}
     atomic.write_csv(out / "manifest.csv", manifest)
     atomic.write_csv(out / "problems.csv", probs)
-    atomic.write_json(out / "meta.json", {"key": key, "metadata_path": str(meta_path), "audio_dir": str(audio_dir),
-                                    "n_rows": len(df), "n_usable": len(manifest), "n_problems": len(probs)})
-    return IngestResult(out, manifest, probs, key)
+    atomic.write_csv(out / "duplicates.csv", duplicates)
+    atomic.write_csv(out / "unmatched_files.csv", unmatched)
+    atomic.write_json(out / "meta.json", meta)
+    return IngestResult(out, manifest, probs, key, duplicates, unmatched, meta)
 
 
 def _track_hashes(manifest: pd.DataFrame) -> list:
@@ -558,11 +588,24 @@ def part(table: pd.DataFrame, name: str | tuple[str, ...]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------- summaries
 def ingest_summary(res: IngestResult) -> str:
-    """One Markdown paragraph on what ingest found."""
-    by_stage = res.problems["stage"].value_counts().to_dict() if len(res.problems) else {}
+    """One Markdown paragraph on what ingest found: usable tracks, rows dropped (by stage),
+    labels masked, repeats removed (by rule), targets the table lacks, unmatched audio files."""
+    probs = res.problems
+    dropped = probs[probs["action"] == metadata.ROW_DROPPED] if "action" in probs.columns else probs
+    masked = probs[probs["action"] == metadata.LABEL_MASKED] if "action" in probs.columns else probs.iloc[:0]
+    by_stage = dropped["stage"].value_counts().to_dict()
     detail = ", ".join(f"{n} at {s}" for s, n in by_stage.items())
-    return (f"**{len(res.manifest)}** usable tracks; **{len(res.problems)}** rows without usable audio or labels"
-            f"{' (' + detail + ')' if detail else ''}. Manifest: `{res.out_dir / 'manifest.csv'}`")
+    text = (f"**{len(res.manifest)}** usable tracks of {res.meta.get('n_rows', '?')} rows; **{len(dropped)}** rows dropped"
+            f"{' (' + detail + ')' if detail else ''}; **{len(masked)}** rows kept with a label masked (invalid value)")
+    removed = res.meta.get("removed_as_repeats", {})
+    if any(removed.values()):
+        text += "; repeats removed: " + ", ".join(f"{n} by {rule}" for rule, n in removed.items() if n)
+    absent = res.meta.get("absent_targets", [])
+    if absent:
+        text += f"; targets the table lacks (skipped by models and metrics): {', '.join(absent)}"
+    if res.meta.get("n_unmatched_files"):
+        text += f"; **{res.meta['n_unmatched_files']}** audio files matched no row (`unmatched_files.csv`)"
+    return text + f". Manifest: `{res.out_dir / 'manifest.csv'}`; problems: `{res.out_dir / 'problems.csv'}`"
 
 
 def features_summary(res: FeaturesResult) -> str:

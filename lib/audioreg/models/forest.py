@@ -350,7 +350,8 @@ class ForestRegressor(RegressorMixin, BaseEstimator):
         """
         X = np.asarray(X)
         Y = np.asarray(y, dtype=np.float64)
-        Y = Y.reshape(len(Y), -1)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
         if np.any(np.isinf(Y)):
             raise ValueError("y contains inf; a missing label is NaN")
         labelled = np.isfinite(Y)
@@ -367,10 +368,12 @@ class ForestRegressor(RegressorMixin, BaseEstimator):
                        + f"; the search's {int(self.cv)} folds need at least {int(self.cv)}")
                 self.skipped_.update({j: why for j in columns})
                 continue
-            search = fit_rf_search(X[rows], np.ascontiguousarray(Y[rows][:, columns]), n_iter=int(self.n_iter), cv=int(self.cv),
-                                   random_state=self.random_state, n_jobs=self.n_jobs,
-                                   param_distributions=self.param_distributions,
-                                   groups=None if groups is None else np.asarray(groups)[rows])
+            whole = bool(rows.all()) and len(columns) == Y.shape[1]  # every label present: the arrays as given
+            # (the forest's fit depends on the memory layout of y: a copy in another order is another forest)
+            search = fit_rf_search(X if whole else X[rows], Y if whole else np.ascontiguousarray(Y[rows][:, columns]),
+                                   n_iter=int(self.n_iter), cv=int(self.cv), random_state=self.random_state,
+                                   n_jobs=self.n_jobs, param_distributions=self.param_distributions,
+                                   groups=groups if groups is None or whole else np.asarray(groups)[rows])
             self.fits_.append({"targets": columns, "n": int(rows.sum()), "search": search})
         if not self.fits_:
             raise NotEnoughData("no target has enough labelled training tracks for the forest: "
