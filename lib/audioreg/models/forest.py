@@ -370,7 +370,8 @@ class ForestRegressor(RegressorMixin, BaseEstimator):
                 continue
             whole = bool(rows.all()) and len(columns) == Y.shape[1]  # every label present: the arrays as given
             # (the forest's fit depends on the memory layout of y: a copy in another order is another forest)
-            search = fit_rf_search(X if whole else X[rows], Y if whole else np.ascontiguousarray(Y[rows][:, columns]),
+            part = Y if whole else np.ascontiguousarray(Y[rows][:, columns])
+            search = fit_rf_search(X if whole else X[rows], part.ravel() if part.shape[1] == 1 else part,
                                    n_iter=int(self.n_iter), cv=int(self.cv), random_state=self.random_state,
                                    n_jobs=self.n_jobs, param_distributions=self.param_distributions,
                                    groups=groups if groups is None or whole else np.asarray(groups)[rows])
