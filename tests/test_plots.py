@@ -322,3 +322,21 @@ def test_heatmap_shows_continuous_targets_on_a_scale_that_reaches_every_value(ta
     assert hi >= 3.7 and lo <= float(big["smse"].drop(index=["key", "time_signature"], level=1).min())
     assert "training" in fig.axes[1].get_ylabel()
     plt.close(fig)
+
+
+def test_partial_labels_are_plotted_over_each_targets_labelled_rows(labels):
+    """A missing label leaves its point out of that target's panel only; a model that does
+    not predict a target leaves its panel without points for it."""
+    true, pred = (np.array(a, dtype=np.float64) for a in labels)
+    true[::2, TARGETS.index("valence")] = np.nan
+    true[:, TARGETS.index("liveness")] = np.nan  # an absent target
+    skipped = pred.copy()
+    skipped[:, TARGETS.index("energy")] = np.nan
+    fig = plots.pred_vs_true(true, pred)
+    panel = fig.axes[TARGETS.index("valence")]
+    assert len(panel.collections[0].get_offsets()) == np.isfinite(true[:, TARGETS.index("valence")]).sum()
+    assert not fig.axes[TARGETS.index("liveness")].collections
+    fig = plots.pred_vs_true_models(true, {"a": pred, "b": skipped})
+    assert [c.get_label() for c in fig.axes[TARGETS.index("energy")].collections] == ["a"]
+    assert isinstance(plots.residuals_by_target(true, pred), Figure)
+    plt.close("all")

@@ -83,3 +83,13 @@ def test_partial_labels_give_intervals_over_each_targets_labelled_rows():
     assert point.loc["valence", "n"] == len(test) // 2 and point.loc["energy", "n"] == len(test)
     table = uncertainty.verdicts(res["differences"]).set_index(["model", "versus", "target"])
     assert table.loc[("good", "mean baseline", "valence"), "verdict"] == "better"
+
+
+def test_one_group_gives_no_interval_and_no_verdict():
+    """An evaluation part of one artist: no resample differs from the part, so no interval."""
+    train, test, good, _ = _data(5)
+    base = metrics.mean_baseline(train, len(test), targets=("energy", "valence"))
+    res = uncertainty.bootstrap(test, {"mean baseline": base, "good": good}, y_train=train,
+                                groups=np.zeros(len(test)), targets=("energy", "valence"))
+    assert res["ci95"]["good"]["energy"]["smse"] == [None, None] and res["n_groups"] == 1
+    assert set(uncertainty.verdicts(res["differences"], n_groups=res["n_groups"])["verdict"]) == {"too few groups"}

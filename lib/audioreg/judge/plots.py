@@ -381,6 +381,11 @@ def _grid(k: int, *, ncols: int = 4) -> tuple[int, int]:
     return math.ceil(k / ncols), ncols
 
 
+def _scored(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """The rows a panel shows: labelled and predicted."""
+    return np.isfinite(true) & np.isfinite(pred)
+
+
 def pred_vs_true(
     y_true, y_pred, *, targets: Sequence[str] = TARGETS, model_name: str = ""
 ) -> Figure:
@@ -404,20 +409,23 @@ def pred_vs_true(
     """
     targets = tuple(targets)
     scores = metrics.per_target(y_true, y_pred, targets=targets)
-    true = metrics.as_matrix(y_true, targets=targets, name="y_true")
-    pred = metrics.as_matrix(y_pred, targets=targets, name="y_pred")
+    true = metrics.as_matrix(y_true, targets=targets, name="y_true", labels=True)
+    pred = metrics.as_matrix(y_pred, targets=targets, name="y_pred", labels=True)
 
     nrows, ncols = _grid(len(targets))
     fig = _figure("pred_vs_true", figsize=(3.0 * ncols, 2.9 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for j, target in enumerate(targets):
         ax = axes[j]
-        t, p = true[:, j], pred[:, j]
+        rows = _scored(true[:, j], pred[:, j])  # partial labels: each panel over its target's labelled rows
+        t, p = true[rows, j], pred[rows, j]
+        ax.set_title(f"{target}\n{scores.loc[target, 'own_terms']}", fontsize="small")
+        if not rows.any():
+            continue
         ax.scatter(t, p, s=6, alpha=0.4, linewidths=0, rasterized=True)
         low = float(min(t.min(), p.min()))
         high = float(max(t.max(), p.max()))
         ax.plot([low, high], [low, high], ls="--", color="0.3", lw=1, label="identity")
-        ax.set_title(f"{target}\n{scores.loc[target, 'own_terms']}", fontsize="small")
         ax.set_xlabel("true", fontsize="small")
         ax.set_ylabel("predicted", fontsize="small")
     for ax in axes[len(targets) :]:
@@ -450,14 +458,15 @@ def residuals_by_target(
         SVG gid ``"audioreg-residuals-by-target"``.
     """
     targets = tuple(targets)
-    true = metrics.as_matrix(y_true, targets=targets, name="y_true")
-    pred = metrics.as_matrix(y_pred, targets=targets, name="y_pred")
+    true = metrics.as_matrix(y_true, targets=targets, name="y_true", labels=True)
+    pred = metrics.as_matrix(y_pred, targets=targets, name="y_pred", labels=True)
     if true.shape != pred.shape:
         raise ValueError(f"y_true has {true.shape[0]} rows but y_pred has {pred.shape[0]}")
-    std = true.std(axis=0)
-    residuals = [
-        (pred[:, j] - true[:, j]) / std[j] if std[j] > 0 else np.array([]) for j in range(len(targets))
-    ]
+    residuals = []
+    for j in range(len(targets)):
+        rows = _scored(true[:, j], pred[:, j])
+        std = true[rows, j].std() if rows.any() else 0.0
+        residuals.append((pred[rows, j] - true[rows, j]) / std if std > 0 else np.array([]))
 
     fig = _figure("residuals_by_target", figsize=(2.5 + 0.7 * len(targets), 4.5))
     ax = fig.add_subplot()
@@ -492,9 +501,9 @@ def pred_vs_true_models(
     if not predictions:
         raise ValueError("predictions is empty")
     targets = tuple(targets)
-    true = metrics.as_matrix(y_true, targets=targets, name="y_true")
+    true = metrics.as_matrix(y_true, targets=targets, name="y_true", labels=True)
     preds = {
-        name: metrics.as_matrix(pred, targets=targets, name=f"predictions[{name!r}]")
+        name: metrics.as_matrix(pred, targets=targets, name=f"predictions[{name!r}]", labels=True)
         for name, pred in predictions.items()
     }
     for name, pred in preds.items():
@@ -506,14 +515,19 @@ def pred_vs_true_models(
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for j, target in enumerate(targets):
         ax = axes[j]
-        t = true[:, j]
-        low, high = float(t.min()), float(t.max())
+        ax.set_title(target, fontsize="small")
+        labelled = np.isfinite(true[:, j])
+        if not labelled.any():
+            continue
+        low, high = float(true[labelled, j].min()), float(true[labelled, j].max())
         for i, (name, pred) in enumerate(preds.items()):
-            p = pred[:, j]
+            rows = _scored(true[:, j], pred[:, j])
+            if not rows.any():
+                continue  # a model that does not predict this target
+            t, p = true[rows, j], pred[rows, j]
             ax.scatter(t, p, s=6, alpha=0.4, linewidths=0, rasterized=True, color=f"C{i}", label=name)
             low, high = min(low, float(p.min())), max(high, float(p.max()))
         ax.plot([low, high], [low, high], ls="--", color="0.3", lw=1)
-        ax.set_title(target, fontsize="small")
         ax.set_xlabel("true", fontsize="small")
         ax.set_ylabel("predicted", fontsize="small")
     for ax in axes[len(targets) :]:

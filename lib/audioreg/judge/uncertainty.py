@@ -52,7 +52,11 @@ def _boot(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
         return (weights @ np.where(finite, values, 0.0)) / (weights @ finite.astype(np.float64))
 
 
-def _ci(samples: np.ndarray) -> list[float | None]:
+def _no_interval(samples: np.ndarray) -> list[None]:
+    return [None, None]
+
+
+def _interval(samples: np.ndarray) -> list[float | None]:
     if np.all(np.isnan(samples)):
         return [None, None]
     tail = 100 * (1 - LEVEL) / 2
@@ -106,7 +110,13 @@ def bootstrap(y_true, predictions: Mapping[str, object], *, y_train, groups, tar
     modes = metrics.model_modes(predictions, mode_true=mode_true, mode_train=mode_train, mode_preds=mode_preds)
     rows = {m: metrics.row_scores(y_true, p, y_train=y_train, targets=targets, mode_true=mode_true,
                                   mode_pred=modes.get(m)) for m, p in predictions.items()}
-    weights = group_weights(groups, n_boot=n_boot, random_state=random_state)
+    n_groups = len(set(map(str, groups)))
+    if n_groups < 2:  # one group (one artist): no resample differs from the part itself, no interval
+        weights = np.ones((1, len(groups)))
+        _ci = _no_interval
+    else:
+        weights = group_weights(groups, n_boot=n_boot, random_state=random_state)
+        _ci = _interval
     if weights.shape[1] != len(next(iter(rows.values()))["mse"]):
         raise ValueError("groups must have one entry per evaluation row")
     continuous = [j for j, t in enumerate(targets) if t not in metrics.CLASS_TARGETS]
@@ -146,7 +156,7 @@ def bootstrap(y_true, predictions: Mapping[str, object], *, y_train, groups, tar
                             "difference": float(np.nanmean(gain)), "ci95": _ci(_boot(weights, gain)),
                             "better_is": "lower"})
     return {"ci95": ci, "summary_ci95": summary_ci, "differences": differences,
-            "n_groups": int(len(set(map(str, groups)))), "n_boot": int(n_boot), "level": LEVEL}
+            "n_groups": n_groups, "n_boot": int(n_boot) if n_groups > 1 else 0, "level": LEVEL}
 
 
 def verdict(ci95: Sequence[float | None], *, n_groups: int = MIN_GROUPS) -> str:
