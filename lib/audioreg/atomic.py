@@ -54,14 +54,23 @@ def writing(path: str | os.PathLike) -> Iterator[Path]:
     tmp = temp_path(path)
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Give the complete file ``tmp`` its final name ``path``: fsync it, rename it over ``path``,
+    fsync the folder. For writers that need a temp name of their own (a download's ``.part``,
+    kept between runs to resume); the others use :func:`writing`."""
+    tmp, path = Path(tmp), Path(path)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
     _fsync_dir(path.parent)
+    return path
 
 
 def write_with(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:

@@ -6,4 +6,4 @@ Imports nothing from the layers above (synth, features, models, judge, the top).
 
 from .._lazy import attach
 
-__getattr__, __all__ = attach(__name__, ("audio", "linking", "loudness", "metadata", "split", "tables"))
+__getattr__, __all__ = attach(__name__, ("audio", "dedup", "fetch", "linking", "loudness", "metadata", "split", "tables"))
