@@ -362,3 +362,27 @@ def test_rate_limit_spaces_requests_per_host(server, tmp_path, clock):
 def test_missing_column_is_an_error(tmp_path):
     with pytest.raises(KeyError, match="no column 'link'"):
         fetch.fetch_audio(pd.DataFrame({"track_id": ["a"]}), tmp_path, url_column="link")
+
+
+def test_ingest_downloads_the_url_column_first_when_asked(server, wav_bytes, tmp_path):
+    """``fetch_audio: true``: ingest downloads the table's URLs into ``audio_dir/fetched/``, links
+    the rows to them by track id, and says why a row whose download failed has no audio."""
+    from audioreg import stages
+    from audioreg.targets import TARGETS
+
+    labels = {t: 0.5 for t in TARGETS} | {"tempo": 120.0, "loudness": -9.0, "key": 2.0, "time_signature": 4.0}
+    table = pd.DataFrame([{"track_id": "t1", "artists": "A", "track_name": "One", "url": server.url("/a/one.wav"), **labels},
+                          {"track_id": "t2", "artists": "B", "track_name": "Two", "url": server.url("/missing.wav"), **labels}])
+    (tmp_path / "audio").mkdir()
+    table.to_csv(tmp_path / "tracks.csv", index=False)
+    params = {"root": str(tmp_path / "work"), "metadata_path": str(tmp_path / "tracks.csv"),
+              "audio_dir": str(tmp_path / "audio"), "generate_sample": False, "progress": False,
+              "fetch_audio": True, "fetch_interval_s": 0.0}
+    ing = stages.ingest(params)
+    assert ing.manifest[["track_id", "link"]].values.tolist() == [["t1", "track_id file name"]]
+    assert (tmp_path / "audio" / "fetched" / "t1.wav").read_bytes() == wav_bytes
+    reason = ing.problems.set_index("track_id").loc["t2", "reason"]
+    assert reason.startswith("download failed: HTTP 404")
+    table.drop(columns="url").to_csv(tmp_path / "no-urls.csv", index=False)
+    with pytest.raises(ValueError, match="no 'url' column"):
+        stages.ingest({**params, "metadata_path": str(tmp_path / "no-urls.csv")})

@@ -169,6 +169,7 @@ def ingest(params) -> IngestResult:
     audio_dir = cfg.path("audio_dir")
     if not audio_dir.is_dir():
         raise MissingArtifactError(f"{audio_dir}: audio folder not found (set audio_dir)")
+    fetched = fetch_urls(cfg, meta_path, audio_dir) if cfg["fetch_audio"] else None
     key = digest({"v": INGEST_VERSION, "metadata": audio.file_sha256(meta_path), "audio": _audio_listing(audio_dir)})
     out = cfg.data_dir / "interim" / f"ingest-{key}"
     if (out / "meta.json").is_file():
@@ -185,7 +186,12 @@ def ingest(params) -> IngestResult:
     found = linking.link_table(usable, audio_dir=audio_dir, metadata_dir=meta_path.parent)
     links = found.links
     unlinked = links["path"].isna().to_numpy()
-    problems = [checked, _problems(usable[unlinked], stage="link", reason=links.loc[unlinked, "reason"].to_numpy(dtype=object))]
+    reasons = links.loc[unlinked, "reason"].to_numpy(dtype=object)
+    if fetched is not None and len(fetched.failures):  # a row whose download failed: say why it has no file
+        why = dict(zip(fetched.failures["track_id"], fetched.failures["reason"]))
+        reasons = [f"download failed: {why[t]}; {r}" if t in why else r
+                   for t, r in zip(usable.loc[unlinked, "track_id"], reasons)]
+    problems = [checked, _problems(usable[unlinked], stage="link", reason=reasons)]
     rows = []
     from tqdm.auto import tqdm
 
@@ -231,6 +237,31 @@ def ingest(params) -> IngestResult:
     atomic.write_csv(out / "unmatched_files.csv", unmatched)
     atomic.write_json(out / "meta.json", meta)
     return IngestResult(out, manifest, probs, key, duplicates, unmatched, meta)
+
+
+#: Where :func:`fetch_urls` puts downloads: a folder of the audio folder, so the linker finds them.
+FETCHED_DIR = "fetched"
+
+
+def fetch_urls(params, meta_path: Path, audio_dir: Path):
+    """Download the metadata table's ``url`` column into ``<audio_dir>/fetched/<track_id>.<ext>``
+    (:func:`audioreg.data.fetch.fetch_audio`: resumed, retried, checked, one request start per
+    host per ``fetch_interval_s``; checked against the table's ``sha256`` column when it has one;
+    files already there are not requested again), before ingest
+    links the rows, which then find them by the ``<track_id>.<ext>`` rule. Only for audio you
+    are entitled to download; off unless ``fetch_audio`` is set. Returns the fetch result
+    (its failures are written to the ingest problems by :func:`ingest`)."""
+    from .data import fetch
+
+    cfg = config(params)
+    table = metadata.usable_rows(metadata.read_metadata(meta_path))
+    if "url" not in table.columns:
+        raise ValueError(f"{meta_path}: fetch_audio is set but the table has no 'url' column")
+    res = fetch.fetch_audio(table, audio_dir / FETCHED_DIR, min_interval_s=float(cfg["fetch_interval_s"]),
+                            checksum_column="sha256" if "sha256" in table.columns else None,
+                            progress=bool(cfg["progress"]))
+    log.info("fetched %d files (%d failed) into %s", len(res.files), len(res.failures), audio_dir / FETCHED_DIR)
+    return res
 
 
 def _track_hashes(manifest: pd.DataFrame) -> list:
