@@ -232,6 +232,10 @@ def test_setup_notebook_outside_ipython_sets_svg_text_and_creates_no_shell():
     assert 'id="audioreg-mse-heatmap"' in svg
     assert "<text" in svg  # text kept as text, not paths
     assert not InteractiveShell.initialized()
+    reason = "no audio file for track_id 'x': tried 'x.ogg' and 'the artist - a title long enough to be cut'"
+    with pd.option_context("display.max_colwidth", 50):
+        plots.setup_notebook()
+        assert reason in pd.DataFrame({"reason": [reason]})._repr_html_()  # the report shows a reason whole
 
 
 def test_setup_notebook_inside_ipython_selects_svg_and_inline_html(monkeypatch, table):

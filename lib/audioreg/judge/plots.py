@@ -94,7 +94,8 @@ def setup_notebook(*, context: str = "notebook", style: str = "whitegrid") -> No
     ids (:data:`FIGURE_IDS`) and the figure text appear as such in the report, where the
     ``image/svg+xml`` output alone would be a base64 ``<img>``. Outside IPython the inline part
     is skipped (no shell is created). In IPython, audioreg's log lines at INFO (one per
-    training epoch: losses and seconds) are shown as cell output. Call once per notebook;
+    training epoch: losses and seconds) are shown as cell output. Tables show their text
+    whole (``display.max_colwidth``: a reason that names the files tried is never cut). Call once per notebook;
     this is the only function in
     :mod:`audioreg.judge.plots` with global side effects.
 
@@ -110,6 +111,7 @@ def setup_notebook(*, context: str = "notebook", style: str = "whitegrid") -> No
 
     sns.set_theme(context=context, style=style)
     matplotlib.rcParams["svg.fonttype"] = "none"
+    pd.set_option("display.max_colwidth", None)  # a problem's reason is read whole, never cut at 50 characters
 
     try:
         import IPython
