@@ -169,7 +169,11 @@ def ingest(params) -> IngestResult:
     audio_dir = cfg.path("audio_dir")
     if not audio_dir.is_dir():
         raise MissingArtifactError(f"{audio_dir}: audio folder not found (set audio_dir)")
-    fetched = fetch_urls(cfg, meta_path, audio_dir) if cfg["fetch_audio"] else None
+    table = None  # (rows, problems, usable rows) of the metadata, read once
+    fetched = None
+    if cfg["fetch_audio"]:  # the downloads change the audio listing: before the key
+        table = _checked_metadata(meta_path)
+        fetched = fetch_urls(cfg, table[2], audio_dir, source=meta_path)
     key = digest({"v": INGEST_VERSION, "metadata": audio.file_sha256(meta_path), "audio": _audio_listing(audio_dir)})
     out = cfg.data_dir / "interim" / f"ingest-{key}"
     if (out / "meta.json").is_file():
@@ -179,10 +183,8 @@ def ingest(params) -> IngestResult:
                             pd.read_csv(out / "unmatched_files.csv"),
                             json.loads((out / "meta.json").read_text(encoding="utf-8")))
     _fresh_dir(out)
-    df = metadata.read_metadata(meta_path)
+    df, checked, usable = table or _checked_metadata(meta_path)
     absent = metadata.absent_targets(df)
-    checked = metadata.validate_labels(df)
-    usable = metadata.usable_rows(df, checked)
     found = linking.link_table(usable, audio_dir=audio_dir, metadata_dir=meta_path.parent)
     links = found.links
     unlinked = links["path"].isna().to_numpy()
@@ -220,8 +222,8 @@ def ingest(params) -> IngestResult:
         rows.append(rec)
     manifest, duplicates = dedup.deduplicate(pd.DataFrame(rows, columns=list(rows[0]) if rows else ["row", "track_id", "path"]))
     if len(duplicates):
-        problems.append(pd.DataFrame({**{c: duplicates[c] for c in ("row", "track_id", "path", "reason")},
-                                      "stage": "dedup", "action": metadata.ROW_DROPPED})[list(metadata.PROBLEM_COLUMNS)])
+        problems.append(_problems(duplicates, stage="dedup", reason=duplicates["reason"].to_numpy(dtype=object),
+                                  path=duplicates["path"].to_numpy(dtype=object)))
     probs = pd.concat([p for p in problems if len(p)], ignore_index=True) if any(len(p) for p in problems) else checked
     probs = probs.sort_values(["row", "stage"], kind="stable").reset_index(drop=True)
     id_repeats = int(checked["reason"].str.contains("duplicate of row", regex=False).sum()) if len(checked) else 0
@@ -230,7 +232,7 @@ def ingest(params) -> IngestResult:
     meta = {"key": key, "metadata_path": str(meta_path), "audio_dir": str(audio_dir), "n_rows": len(df),
             "n_usable": len(manifest), "n_problems": len(probs), "absent_targets": list(absent),
             "removed_as_repeats": removed["removed"].to_dict(), "n_unmatched_files": len(unmatched),
-            "labelled": {t: int(manifest[t].notna().sum()) if t in manifest.columns else 0 for t in TARGETS}}
+            "labelled": {t: int(n) for t, n in label_counts(manifest)["all"].items()}}
     atomic.write_csv(out / "manifest.csv", manifest)
     atomic.write_csv(out / "problems.csv", probs)
     atomic.write_csv(out / "duplicates.csv", duplicates)
@@ -243,20 +245,27 @@ def ingest(params) -> IngestResult:
 FETCHED_DIR = "fetched"
 
 
-def fetch_urls(params, meta_path: Path, audio_dir: Path):
-    """Download the metadata table's ``url`` column into ``<audio_dir>/fetched/<track_id>.<ext>``
-    (:func:`audioreg.data.fetch.fetch_audio`: resumed, retried, checked, one request start per
-    host per ``fetch_interval_s``; checked against the table's ``sha256`` column when it has one;
-    files already there are not requested again), before ingest
-    links the rows, which then find them by the ``<track_id>.<ext>`` rule. Only for audio you
+def _checked_metadata(meta_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The metadata table, its problems (:func:`audioreg.data.metadata.validate_labels`) and its
+    usable rows, labels masked (:func:`audioreg.data.metadata.usable_rows`)."""
+    df = metadata.read_metadata(meta_path)
+    checked = metadata.validate_labels(df)
+    return df, checked, metadata.usable_rows(df, checked)
+
+
+def fetch_urls(params, table: pd.DataFrame, audio_dir: Path, *, source: Path):
+    """Download the ``url`` column of ``table`` (the usable rows of the metadata table ``source``)
+    into ``<audio_dir>/fetched/<track_id>.<ext>`` (:func:`audioreg.data.fetch.fetch_audio`:
+    resumed, retried, one request start per host per ``fetch_interval_s``, checked against the
+    table's ``sha256`` column when it has one; files already there are not requested again),
+    before ingest links the rows, which then find them by the ``<track_id>.<ext>`` rule. Only for audio you
     are entitled to download; off unless ``fetch_audio`` is set. Returns the fetch result
     (its failures are written to the ingest problems by :func:`ingest`)."""
     from .data import fetch
 
     cfg = config(params)
-    table = metadata.usable_rows(metadata.read_metadata(meta_path))
     if "url" not in table.columns:
-        raise ValueError(f"{meta_path}: fetch_audio is set but the table has no 'url' column")
+        raise ValueError(f"{source}: fetch_audio is set but the table has no 'url' column")
     res = fetch.fetch_audio(table, audio_dir / FETCHED_DIR, min_interval_s=float(cfg["fetch_interval_s"]),
                             checksum_column="sha256" if "sha256" in table.columns else None,
                             progress=bool(cfg["progress"]))
