@@ -32,6 +32,7 @@ import pandas as pd
 
 from . import atomic
 from .data.audio import SR, AudioDecodeError, load_audio
+from .errors import one_line
 from .features import experts
 from .judge import metrics
 
@@ -233,8 +234,7 @@ def _predict_models(y: np.ndarray, files: list[Path], values: dict, models: Mapp
         try:
             out[name] = predict_signal(y, lufs, predictor, feats=feats, expert_values=shared)
         except Exception as exc:  # a model failing on one row stops no evaluation: evaluate() lists the row
-            text = (str(exc).strip().splitlines() or [""])[0]
-            raise _ModelError(f"{name}: {type(exc).__name__}: {text}") from exc
+            raise _ModelError(f"{name}: {one_line(exc)}") from exc
     return out
 
 

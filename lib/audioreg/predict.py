@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import one_line
 from .targets import TARGETS
 
 log = logging.getLogger(__name__)
@@ -210,8 +211,7 @@ def predict(paths, predictor: Predictor, *, progress: bool = False) -> tuple[pd.
         try:
             out = predict_file(path, predictor)
         except Exception as exc:  # one bad file never stops the batch: list it with its reason
-            text = (str(exc).strip().splitlines() or [""])[0]
-            failures.append({"path": str(path), "reason": f"{type(exc).__name__}: {text}"})
+            failures.append({"path": str(path), "reason": one_line(exc)})
             continue
         rows.append({"path": str(path), **out, "seconds": time.perf_counter() - t0})
     df = pd.DataFrame(rows, columns=["path", *TARGETS, *EXTRA, "seconds"])

@@ -43,6 +43,7 @@ import pandas as pd
 
 from .. import atomic
 from ..data.audio import load_audio
+from ..errors import one_line
 from . import frames
 from .numba_cache import ensure_compiled
 
@@ -269,8 +270,7 @@ def _run_on_dask(client, todo: list, *, timeout_s: float):
         try:
             res = fut.result()
         except Exception as exc:  # the task or its worker failed: record it, keep going
-            text = (str(exc).strip().splitlines() or [""])[0]
-            res = {"ok": False, "reason": f"worker failed on {item[1]}: {type(exc).__name__}: {text}"}
+            res = {"ok": False, "reason": f"worker failed on {item[1]}: {one_line(exc)}"}
         fut.release()
         yield item, res
 
