@@ -21,9 +21,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audioreg import stages
 from audioreg.data import audio as decode
-from audioreg.features.extract import array_name, extract_many
+from audioreg.features.extract import array_name, audio_files, extract_many
 from conftest import SR, clicks, tone
 
 HOP = 512
@@ -137,8 +136,7 @@ def test_bad_inputs_in_process_each_named_with_its_reason(folder, tmp_path, monk
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(decode, "open", open_denied_for_locked, raising=False)
-    files = stages.audio_files(audio)
-    res = extract_many(files[["track_id", "path"]], tmp_path / "out", workers=1)
+    res = extract_many(audio_files(audio), tmp_path / "out", workers=1)
     n_bad = sum(c.reason is not None for c in cases) + 1
     assert (res.computed, res.reused, len(res.failures)) == (len(cases) - n_bad, 0, n_bad)
     assert BAD_NAME[:-4] in set(res.index["track_id"])  # in memory, the name as Python holds it
@@ -175,7 +173,7 @@ def test_timeout_while_decoding_is_reported_as_a_timeout(tmp_path, monkeypatch):
     monkeypatch.setattr(sf.SoundFile, "read", slow_read)
     monkeypatch.setattr(decode, "DECODE_BLOCK_S", 0.05)  # 40 blocks of 0.1 s each
     res = extract_file(str(path), str(tmp_path / "slow.npy"), timeout_s=0.35)
-    assert res == {"ok": False, "reason": f"{path}: timed out after 0.35 s"}
+    assert res == {"ok": False, "reason": f"{path}: timed out after 0.35 s", "transient": True}
     assert not list(tmp_path.glob("*.npy")) and not list(tmp_path.glob(".*.tmp"))
 
 
@@ -189,7 +187,7 @@ def test_file_without_read_permission(tmp_path):
     sf.write(audio / "locked.wav", tone(), SR)
     (audio / "locked.wav").chmod(0)
     try:
-        res = extract_many(stages.audio_files(audio)[["track_id", "path"]], tmp_path / "out", workers=1)
+        res = extract_many(audio_files(audio), tmp_path / "out", workers=1)
     finally:
         (audio / "locked.wav").chmod(0o644)
     assert list(res.index["track_id"]) == ["fine"]

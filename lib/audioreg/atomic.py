@@ -7,20 +7,28 @@ machine. A file under its final name is therefore always complete; a killed writ
 leaves at most its temp file, which nothing reads and :func:`remove_stale_temps`
 deletes once that writer is gone. Two processes writing the same artifact each use
 their own temp file, so neither can rename the other's half-written one.
+
+What is built once and then reused (a cache folder, the compiled-code cache) is built
+under :func:`locked`: an exclusive lock on a file next to it, so that of two processes
+that find it missing, one builds it while the other waits and then reuses it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import socket
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 __all__ = ["temp_path", "writing", "write_with", "write_bytes", "write_text", "write_json", "write_yaml",
-           "save_npy", "write_csv", "remove_stale_temps"]
+           "save_npy", "write_csv", "remove_stale_temps", "locked"]
+
+log = logging.getLogger(__name__)
 
 _OTHER_HOST = re.compile(r"\.[^/]+-\d+\.tmp$")
 
@@ -117,7 +125,7 @@ def write_csv(path: str | os.PathLike, df) -> Path:
     as lone surrogates) is written with those bytes as ``\\xNN`` escapes, so the file is
     always valid UTF-8.
     """
-    import pandas as pd
+    from ._pandas import pd
 
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]) and not _utf8_ok(df[c])]
     if bad:
@@ -177,3 +185,31 @@ def remove_stale_temps(folder: str | os.PathLike, *, names: tuple[str, ...] | No
         p.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, *, doing: str = "holding it") -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created, with its folder, if missing).
+
+    Released when the block ends or the process dies (a killed holder never leaves a stale
+    lock). A process that has to wait logs one info line, ``waiting for another process
+    <doing> (lock <path>)``. Put the lock file where removing what it guards does not remove
+    it: beside a folder that may be deleted and rebuilt, not inside it. On a shared filesystem
+    (NFS) it locks across hosts, as far as that filesystem supports ``flock``. Yields ``path``.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        t0 = time.monotonic()
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process %s (lock %s)", doing, path)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            log.debug("lock %s after %.1f s", path, time.monotonic() - t0)
+        try:
+            yield path
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from ._pandas import pd
 
 __all__ = [
     "Timing",

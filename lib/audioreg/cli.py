@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+
+from .errors import CheckpointError
 
 
 def _kv(pairs):
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             models = ev.load_models(args.run, args.model)
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, ValueError, CheckpointError) as exc:
             print(f"audioreg: error: {exc}", file=sys.stderr)
             return 2
         result = ev.evaluate(ev.read_annotations(args.annotations), profile=args.profile, models=models,
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "extract":
-        from .stages import extract_folder
+        from .features.extract import extract_folder
 
         try:
             res = extract_folder(args.audio_dir, args.out, workers=args.workers, scheduler=args.scheduler,
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ImportError, FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
             print(f"audioreg: error: {exc}", file=sys.stderr)
             return 2
-        print(f"computed {res.computed}, reused {res.reused}, failed {len(res.failures)}")
+        print(f"computed {res.computed}, reused {res.reused}, failed {len(res.failure_rows)}")
         print(f"features: {res.out_dir}")
         print(f"failures: {res.out_dir / 'failures.csv'}")
         return 0
@@ -133,8 +136,19 @@ def main(argv: list[str] | None = None) -> int:
         only = args.only.split(",") if args.only else runner.NOTEBOOKS
         result = runner.run(args.file, _kv(args.param), run_id=args.run_id, root=root, notebooks=only,
                             log_output=args.log_output)
+    except runner.RunStopped as exc:  # SIGINT or SIGTERM: the kernels are stopped, the report says so
+        print(f"audioreg: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except (UnknownParameterError, FileNotFoundError, ValueError, runner.RunError, CompiledCacheError) as exc:
         print(f"audioreg: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        from .errors import is_out_of_space, out_of_space
+
+        if not is_out_of_space(exc):
+            raise
+        folder = os.path.dirname(exc.filename) if getattr(exc, "filename", None) else os.getcwd()
+        print(f"audioreg: error: {out_of_space(folder)}", file=sys.stderr)
         return 2
     print(f"run {result.run_id}: executed notebooks in {result.run_dir}")
     for nb, why in result.skipped.items():
@@ -149,7 +163,7 @@ def _predict(args) -> int:
 
     try:
         predictor = pr.load(args.run, args.model)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, CheckpointError) as exc:
         print(f"audioreg: error: {exc}", file=sys.stderr)
         return 2
     df, failures = pr.predict(args.paths, predictor, progress=not args.no_progress)

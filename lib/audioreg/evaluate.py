@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+from ._pandas import pd
 
 from . import atomic
 from .data.audio import SR, AudioDecodeError, load_audio

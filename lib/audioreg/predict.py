@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from ._pandas import pd
 
 from .errors import one_line
 from .targets import TARGETS
@@ -97,9 +97,13 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
         model = joblib.load(folder / "model.joblib")
         experts = bool(params.get("rf_expert_inputs", False))
     else:
-        from .models import GRURegressor
+        from .models import CheckpointError, GRURegressor
 
-        model = GRURegressor.from_checkpoint(folder / "best.pt", device="cpu")
+        try:
+            model = GRURegressor.from_checkpoint(folder / "best.pt", device="cpu")
+        except CheckpointError as exc:  # the best epoch's weights are lost: only training again brings them back
+            raise CheckpointError(f"{exc}. For this run: rerun notebook 05_gru with its parameters, e.g. `audioreg run "
+                                  f"-f {run_dir / 'params.yaml'} --run-id {run_dir.name} --only 05_gru`") from exc
         experts = bool(params.get("expert_inputs", False))
     name = {sub: model for model, sub in store.MODEL_DIRS.items()}[kind]
     table = store.conformal({**params, "root": str(run_dir.parent.parent), "run_id": run_dir.name}).get(name)

@@ -5,6 +5,10 @@ either reuses ``data/<stage>/<key12>/`` or builds it (calling the stages before 
 the same way). So any notebook can be run on its own: what it needs is built, or
 reused from the cache. Artifacts are written atomically and a ``meta.json``
 written last marks a folder as complete.
+
+A cache folder is built under its lock (``<folder>.lock`` beside it, :func:`_build_once`):
+of two runs that find it missing on one data root, one builds it while the other waits
+and then reuses it, so concurrent first runs both finish with the same results.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from ._pandas import pd
 
 from . import atomic
 from .data import audio, dedup, linking, metadata
@@ -82,15 +86,39 @@ def config(params: dict) -> Config:
 
 
 def _fresh_dir(path: Path) -> Path:
-    """Start a cache folder from scratch when it exists without its meta.json."""
+    """Start a cache folder from scratch when it exists without its meta.json.
+
+    Only under the folder's lock (:func:`_building`): a folder without its meta.json is
+    then what a killed build left, never another process's build in progress.
+    """
     if path.exists() and not (path / "meta.json").exists():
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def _building(folder: Path):
+    """The lock of the cache folder ``folder``: ``<folder>.lock`` beside it (so that
+    :func:`_fresh_dir` deleting the folder keeps it), held while the folder is checked and built."""
+    return atomic.locked(folder.with_name(folder.name + ".lock"), doing=f"building {folder}")
+
+
+def _build_once(folder: Path, load, build):
+    """``load()`` the cache folder ``folder`` if its ``meta.json`` says it is complete, else
+    ``build()`` it, under its lock (:func:`_building`). A process that waited for another
+    building it finds the folder complete and loads it."""
+    if (folder / "meta.json").is_file():
+        return load()
+    with _building(folder):
+        if (folder / "meta.json").is_file():
+            return load()
+        return build()
+
+
 # ---------------------------------------------------------------------- 00: data
 SYNTH_KEYS = {"synth_n": "n", "synth_seconds": "seconds", "seed": "seed", "label_noise": "label_noise"}
+#: The lock a process generating the sample set holds, in the set's folder (hidden; not audio).
+SAMPLE_LOCK = ".generating.lock"
 
 
 def sample_set(params) -> Path:
@@ -115,12 +143,16 @@ def sample_set(params) -> Path:
         return meta
     if not cfg["generate_sample"]:
         raise MissingArtifactError(f"{meta}: metadata file not found (set metadata_path, or generate_sample: true)")
-    from . import synth
+    # under a lock inside the folder (data/raw holds only the set): one process generates, another waits
+    with atomic.locked(meta.parent / SAMPLE_LOCK, doing=f"building {meta.parent}"):
+        if meta.is_file():  # generated while this process waited: its stamp is checked as above
+            return sample_set(cfg)
+        from . import synth
 
-    log.info("generating the sample set in %s", meta.parent)
-    synth.generate_sample_set(meta.parent, n=int(cfg["synth_n"]), seconds=float(cfg["synth_seconds"]),
-                              seed=int(cfg["seed"]), label_noise=float(cfg["label_noise"]),
-                              progress=bool(cfg["progress"]))
+        log.info("generating the sample set in %s", meta.parent)
+        synth.generate_sample_set(meta.parent, n=int(cfg["synth_n"]), seconds=float(cfg["synth_seconds"]),
+                                  seed=int(cfg["seed"]), label_noise=float(cfg["label_noise"]),
+                                  progress=bool(cfg["progress"]))
     if not meta.is_file():
         raise MissingArtifactError(f"{meta}: the sample set was generated in {meta.parent} but has no {meta.name}")
     return meta
@@ -176,12 +208,22 @@ def ingest(params) -> IngestResult:
         fetched = fetch_urls(cfg, table[2], audio_dir, source=meta_path)
     key = digest({"v": INGEST_VERSION, "metadata": audio.file_sha256(meta_path), "audio": _audio_listing(audio_dir)})
     out = cfg.data_dir / "interim" / f"ingest-{key}"
-    if (out / "meta.json").is_file():
-        return IngestResult(out, _read_manifest(out / "manifest.csv"),
-                            pd.read_csv(out / "problems.csv", dtype={"track_id": str}), key,
-                            pd.read_csv(out / "duplicates.csv", dtype={"track_id": str, "kept_track_id": str}),
-                            pd.read_csv(out / "unmatched_files.csv"),
-                            json.loads((out / "meta.json").read_text(encoding="utf-8")))
+    return _build_once(out, lambda: _load_ingest(out, key),
+                       lambda: _build_ingest(cfg, out, key, meta_path=meta_path, audio_dir=audio_dir, table=table,
+                                             fetched=fetched))
+
+
+def _load_ingest(out: Path, key: str) -> IngestResult:
+    return IngestResult(out, _read_manifest(out / "manifest.csv"),
+                        pd.read_csv(out / "problems.csv", dtype={"track_id": str}), key,
+                        pd.read_csv(out / "duplicates.csv", dtype={"track_id": str, "kept_track_id": str}),
+                        pd.read_csv(out / "unmatched_files.csv"),
+                        json.loads((out / "meta.json").read_text(encoding="utf-8")))
+
+
+def _build_ingest(cfg: Config, out: Path, key: str, *, meta_path: Path, audio_dir: Path, table, fetched) -> IngestResult:
+    """:func:`ingest`'s work, under the folder's lock: ``table`` is the metadata already read
+    (or None), ``fetched`` the downloads' result (or None)."""
     _fresh_dir(out)
     df, checked, usable = table or _checked_metadata(meta_path)
     absent = metadata.absent_targets(df)
@@ -266,9 +308,13 @@ def fetch_urls(params, table: pd.DataFrame, audio_dir: Path, *, source: Path):
     cfg = config(params)
     if "url" not in table.columns:
         raise ValueError(f"{source}: fetch_audio is set but the table has no 'url' column")
-    res = fetch.fetch_audio(table, audio_dir / FETCHED_DIR, min_interval_s=float(cfg["fetch_interval_s"]),
-                            checksum_column="sha256" if "sha256" in table.columns else None,
-                            progress=bool(cfg["progress"]))
+    dest = audio_dir / FETCHED_DIR
+    # two processes downloading one URL into one .part would interleave their writes: one at a time
+    # (the one that waited finds the files there, checks them and requests nothing)
+    with atomic.locked(dest.with_name(dest.name + ".lock"), doing=f"downloading into {dest}"):
+        res = fetch.fetch_audio(table, dest, min_interval_s=float(cfg["fetch_interval_s"]),
+                                checksum_column="sha256" if "sha256" in table.columns else None,
+                                progress=bool(cfg["progress"]))
     log.info("fetched %d files (%d failed) into %s", len(res.files), len(res.failures), audio_dir / FETCHED_DIR)
     return res
 
@@ -298,11 +344,15 @@ class FeaturesResult:
         return np.load(self.out_dir / self.index["file"].iloc[i], mmap_mode="r")
 
 
-def features(params) -> FeaturesResult:
+def features(params, *, checksum: bool = True) -> FeaturesResult:
     """Features of every manifest track, cached in ``data/features/<key>/``.
 
     The key hashes the manifest's (track_id, file hash) pairs, the feature settings
-    and the extractor version: the same inputs reuse the folder and do no work.
+    and the extractor version: the same inputs reuse the folder. A complete folder is
+    verified first (:func:`cache_problems`: each indexed array's shape, and with
+    ``checksum`` its values; any failure that may pass on another try): when something
+    is wrong, the damaged arrays are recomputed and the transient failures retried, the
+    rest reused. 02 checks the checksums; later stages (through :func:`split`) the shapes.
     """
     cfg = config(params)
     ing = ingest(cfg)
@@ -312,92 +362,57 @@ def features(params) -> FeaturesResult:
                   # the torch path agrees within tolerance, not bit for bit: its arrays get their own folder
                   **({"computed_with": "torch"} if torch_device is not None else {})})
     out = cfg.data_dir / "features" / key
-    if (out / "meta.json").is_file():
-        return FeaturesResult(out, pd.read_csv(out / "index.csv", dtype={"track_id": str}),
-                              pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key, ingest=ing)
-    out.mkdir(parents=True, exist_ok=True)  # arrays already there are complete (atomic writes) and reused
-    res = extract.extract_many(ing.manifest[["track_id", "path"]], out, workers=int(cfg["workers"]),
-                         timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]),
-                         scheduler=str(cfg["scheduler"] or "") or None, device=str(cfg["extract_device"]),
-                         batch_size=int(cfg["extract_batch_size"]))
-    write_features_meta(out, res, key=key, ingest_key=ing.key, device=str(cfg["extract_device"]))
+
+    def sound(*, quiet: bool = False) -> FeaturesResult | None:
+        """The complete folder, if nothing in it needs work (:func:`cache_problems`)."""
+        if not (out / "meta.json").is_file():
+            return None
+        index = pd.read_csv(out / "index.csv", dtype={"track_id": str})
+        failures = pd.read_csv(out / "failures.csv", dtype={"track_id": str})
+        problems = cache_problems(out, index, failures, checksum=checksum, quiet=quiet)
+        if problems:
+            if not quiet:
+                log.warning("%s: %s; extracting those again", out, "; ".join(problems))
+            return None
+        return FeaturesResult(out, index, failures, key, ingest=ing)
+
+    if (done := sound()) is not None:
+        return done
+    with _building(out):  # one process checks and builds the folder; another waits, then reuses it
+        if (done := sound(quiet=True)) is not None:  # built or repaired by the process we waited for
+            return done
+        (out / "meta.json").unlink(missing_ok=True)  # written again last
+        out.mkdir(parents=True, exist_ok=True)  # arrays already there are complete (atomic writes), verified and reused
+        res = extract.extract_many(ing.manifest[["track_id", "path"]], out, workers=int(cfg["workers"]),
+                                   timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]),
+                                   scheduler=str(cfg["scheduler"] or "") or None, device=str(cfg["extract_device"]),
+                                   batch_size=int(cfg["extract_batch_size"]))
+        extract.write_features_meta(out, res, key=key, ingest_key=ing.key, device=str(cfg["extract_device"]))
     return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused, ingest=ing)
 
 
-def write_features_meta(out_dir: Path, res: extract.ExtractResult, **extra) -> dict:
-    """Write ``meta.json`` of a features folder (last: it marks the folder complete)."""
-    meta = {**extra, "feature_params": frames.feature_params(), "feature_names": [list(n) for n in frames.feature_names()],
-            "n_tracks": len(res.index), "n_failures": len(res.failures)}
-    atomic.write_json(Path(out_dir) / "meta.json", meta)
-    return meta
+def cache_problems(out_dir: Path, index: pd.DataFrame, failures: pd.DataFrame, *, checksum: bool,
+                   quiet: bool = False) -> list[str]:
+    """What keeps a complete features folder from being reused as it is (empty: nothing).
 
-
-def audio_files(audio_dir: str | os.PathLike) -> pd.DataFrame:
-    """Every audio file below ``audio_dir`` as ``track_id`` (the file stem), ``path``, ``size``, ``mtime_ns``.
-
-    The track id is the NFC-normalized stem, as the linker's ``<track_id>.<ext>`` rule
-    expects. Raises ValueError listing the stems that name more than one file.
+    Each indexed array is checked against its row (:func:`audioreg.features.extract.verify_array`;
+    values too with ``checksum``), and a failure marked ``transient`` (a timeout, a worker
+    that died, a full disk: another try may pass) is one to retry. A table from before
+    failures were marked is retried whole.
     """
-    audio_dir = Path(audio_dir)
-    if not audio_dir.is_dir():
-        raise MissingArtifactError(f"{audio_dir}: audio folder not found")
-    found = linking.index_audio_dir(audio_dir)
-    dup = found[found["stem"].duplicated(keep=False)]
-    if len(dup):
-        groups = dup.groupby("stem")["path"].apply(lambda ps: ", ".join(sorted(os.path.relpath(p, audio_dir) for p in ps)))
-        listing = "; ".join(f"{stem}: {paths}" for stem, paths in list(groups.items())[:20])
-        more = f" (and {len(groups) - 20} more)" if len(groups) > 20 else ""
-        raise ValueError(f"{audio_dir}: {len(groups)} file stem(s) name more than one audio file, so the "
-                         f"track id (the stem) is ambiguous: {listing}{more}")
-    files = pd.DataFrame({"track_id": found["stem"], "path": [str(Path(p).resolve()) for p in found["path"]]})
-    stats = [os.stat(p) for p in files["path"]]
-    files["size"] = [st.st_size for st in stats]
-    files["mtime_ns"] = [st.st_mtime_ns for st in stats]
-    return files.sort_values("track_id", kind="stable").reset_index(drop=True)
-
-
-def extract_folder(
-    audio_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    workers: int = 0,
-    scheduler: str | None = None,
-    timeout_s: float = 120.0,
-    progress: bool = True,
-    device: str = "cpu",
-    batch_size: int = 16,
-) -> extract.ExtractResult:
-    """Features of every audio file below ``audio_dir``, in the notebooks' cache layout.
-
-    ``out_dir`` gets ``<track_id>.npy`` per file (track id = file stem), ``index.csv``,
-    ``failures.csv`` and, last, ``meta.json`` (feature parameters and names, and each
-    file's size and mtime). A re-run reuses every finished array; an array whose audio
-    file changed size or mtime since the last run is recomputed. ``workers``,
-    ``scheduler``, ``device`` and ``batch_size`` are as in
-    :func:`audioreg.features.extract.extract_many`; the output does not depend on the first two,
-    and a torch ``device`` agrees within :data:`audioreg.features.torch_batch.TOLERANCES`.
-    """
-    audio_dir, out_dir = Path(audio_dir), Path(out_dir)
-    files = audio_files(audio_dir)
-    meta_path = out_dir / "meta.json"
-    if meta_path.is_file():
-        old = json.loads(meta_path.read_text(encoding="utf-8"))
-        if old.get("feature_params") != frames.feature_params():
-            raise ValueError(f"{out_dir} holds features computed with other settings "
-                             f"({old.get('feature_params')}); choose another folder or delete it")
-        seen = old.get("files", {})
-        for tid, size, mtime in zip(files["track_id"], files["size"], files["mtime_ns"]):
-            if tid in seen and seen[tid] != [int(size), int(mtime)]:
-                stale = out_dir / extract.array_name(tid)
-                log.info("%s: audio file changed since it was extracted; recomputing", stale)
-                stale.unlink(missing_ok=True)
-        meta_path.unlink()  # written again last: a folder without it is being (re)built
-    out_dir.mkdir(parents=True, exist_ok=True)
-    res = extract.extract_many(files[["track_id", "path"]], out_dir, workers=workers, timeout_s=timeout_s,
-                         progress=progress, scheduler=scheduler or None, device=device, batch_size=batch_size)
-    write_features_meta(out_dir, res, audio_dir=str(audio_dir.resolve()), device=device,
-                        files={t: [int(a), int(b)] for t, a, b in zip(files["track_id"], files["size"], files["mtime_ns"])})
-    return res
+    damaged = []
+    for rec in index.to_dict("records"):
+        if (why := extract.verify_array(out_dir / rec["file"], rec, checksum=checksum)) is not None:
+            if not quiet:
+                log.warning("%s: %s", out_dir / rec["file"], why)
+            damaged.append(rec["file"])
+    transient = _retry(failures)
+    problems = []
+    if damaged:
+        problems.append(f"{len(damaged)} damaged array(s) ({', '.join(damaged[:5])}{', ...' if len(damaged) > 5 else ''})")
+    if transient.any():
+        problems.append(f"{int(transient.sum())} failure(s) that may pass on another try (timeout, worker died, no space)")
+    return problems
 
 
 # ------------------------------------------------------------ 02: expert estimates
@@ -419,18 +434,48 @@ def experts(params) -> ExpertsResult:
     ing = ingest(cfg)
     key = digest({"v": EXPERTS_VERSION, "tracks": _track_hashes(ing.manifest), "sr": frames.SR})
     out = cfg.data_dir / "experts" / f"experts-{key}"
-    if (out / "meta.json").is_file():
-        return ExpertsResult(out, pd.read_csv(out / "experts.csv", dtype={"track_id": str}),
+
+    def load() -> ExpertsResult | None:
+        """The folder's estimates if it is complete and holds no failure another try may pass."""
+        if not (out / "meta.json").is_file():
+            return None
+        done = ExpertsResult(out, pd.read_csv(out / "experts.csv", dtype={"track_id": str}),
                              pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key)
-    table, failures = extract.experts_many(ing.manifest.reindex(columns=["track_id", "path"]), workers=int(cfg["workers"]), timeout_s=float(cfg["file_timeout_s"]),
-                                           progress=bool(cfg["progress"]))
-    columns = ["track_id"] + [f"dsp_{c}" for c in ex.ESTIMATES + ex.FEATURES]
-    table = table.rename(columns={c: f"dsp_{c}" for c in table.columns if c != "track_id"}).reindex(columns=columns)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic.write_csv(out / "experts.csv", table)
-    atomic.write_csv(out / "failures.csv", failures)
-    atomic.write_json(out / "meta.json", {"key": key, "n_tracks": len(table), "n_failures": len(failures)})
-    return ExpertsResult(out, table, failures, key)
+        return None if _retry(done.failures).any() else done
+
+    def build() -> ExpertsResult:
+        """Estimate every track the folder does not hold yet (all of them the first time)."""
+        columns = ["track_id"] + [f"dsp_{c}" for c in ex.ESTIMATES + ex.FEATURES]
+        kept = (pd.read_csv(out / "experts.csv", dtype={"track_id": str}) if (out / "experts.csv").is_file()
+                else pd.DataFrame(columns=columns))
+        todo = ing.manifest.loc[~ing.manifest["track_id"].isin(kept["track_id"]), ["track_id", "path"]]
+        if len(kept):
+            log.info("%s: estimating %d track(s) again (failures that may pass on another try)", out, len(todo))
+        table, failures = extract.experts_many(todo, workers=int(cfg["workers"]),
+                                               timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]))
+        table = table.rename(columns={c: f"dsp_{c}" for c in table.columns if c != "track_id"}).reindex(columns=columns)
+        order = {tid: i for i, tid in enumerate(ing.manifest["track_id"])}
+        table = pd.concat([t for t in (kept.reindex(columns=columns), table) if len(t)] or [table])
+        table = table.sort_values("track_id", key=lambda c: c.map(order)).reset_index(drop=True)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "meta.json").unlink(missing_ok=True)  # written again last
+        atomic.write_csv(out / "experts.csv", table)
+        atomic.write_csv(out / "failures.csv", failures)
+        atomic.write_json(out / "meta.json", {"key": key, "n_tracks": len(table), "n_failures": len(failures)})
+        return ExpertsResult(out, table, failures, key)
+
+    if (done := load()) is not None:
+        return done
+    with _building(out):
+        return load() or build()
+
+
+def _retry(failures: pd.DataFrame) -> pd.Series:
+    """Which recorded failures to try again: those marked ``transient`` (a timeout, a worker that
+    died, a full disk, no memory), and every one of a table from before failures were marked."""
+    if "transient" in failures:
+        return failures["transient"].astype(bool)
+    return pd.Series(True, index=failures.index)
 
 
 def experts_summary(res: ExpertsResult) -> str:
@@ -454,7 +499,7 @@ def split(params) -> SplitResult:
     the 11 targets. Later stages read this file; they never re-derive the split.
     """
     cfg = config(params)
-    feats = features(cfg)
+    feats = features(cfg, checksum=False)  # 02 checked the values; here each array's shape
     dsp = experts(cfg)
     key = digest({"v": SPLIT_VERSION, "features": feats.key, "experts": dsp.key, "val": cfg["val_fraction"],
                   "test": cfg["test_fraction"], "seed": int(cfg["seed"])})

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from ._pandas import pd
 
 from . import atomic
 from dataclasses import dataclass
@@ -125,7 +125,9 @@ def fit_model(params, model, X, y, *, data_key: str, **fit_params):
     inputs = input_signature(X)
     out = model_dir(cfg, model, data_key=data_key, inputs=inputs)
     out.mkdir(parents=True, exist_ok=True)
-    fitted = _fit_or_load(cfg, model, X, y, out, data_key=data_key, **fit_params)
+    # one process fits (or trains into) a folder at a time; another with the same settings waits, then reuses it
+    with atomic.locked(out.with_name(out.name + ".lock"), doing=f"fitting {out}"):
+        fitted = _fit_or_load(cfg, model, X, y, out, data_key=data_key, **fit_params)
     from .features.frames import FEATURE_VERSION
 
     (cfg.run_dir / _kind(model)).mkdir(parents=True, exist_ok=True)

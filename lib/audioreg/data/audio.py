@@ -22,6 +22,31 @@ SR = 22050
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".m4a", ".wma")
 
 
+def walk_audio(audio_dir: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(path, stem)`` of every audio file below ``audio_dir``, recursive, in sorted order.
+
+    ``path`` is as found below ``audio_dir`` (as pathlib writes it: no ``./``), ``stem`` the
+    file name without its extension, NFC (names on a Mac disk are NFD). Extensions are
+    matched without regard to case (``.MP3``). macOS's ``._<name>`` companions (resource
+    forks copied to non-Mac disks) are not audio and are left out.
+    """
+    import unicodedata
+
+    top = str(Path(audio_dir))
+    found = []
+    if os.path.isdir(top):
+        for dirpath, dirs, names in os.walk(top):
+            dirs.sort()
+            if top == ".":
+                dirpath = dirpath.removeprefix("./")
+            prefix = "" if dirpath == "." else dirpath + os.sep
+            for name in sorted(names):
+                stem, ext = os.path.splitext(name)
+                if ext.lower() in AUDIO_EXTENSIONS and stem and not name.startswith("._"):
+                    found.append((prefix + name, stem if stem.isascii() else unicodedata.normalize("NFC", stem)))
+    return found
+
+
 class AudioDecodeError(RuntimeError):
     """An audio file could not be decoded; the message names the file."""
 

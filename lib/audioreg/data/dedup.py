@@ -17,7 +17,7 @@ the row it repeats.
 
 from __future__ import annotations
 
-import pandas as pd
+from .._pandas import pd
 
 from .linking import song_key
 

@@ -29,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+from .._pandas import pd
 
 from .. import __version__, atomic
 

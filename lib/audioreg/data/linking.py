@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 
-from .audio import AUDIO_EXTENSIONS
+from .audio import walk_audio
 
 log = logging.getLogger(__name__)
 
@@ -240,28 +240,13 @@ def _title_index(keys) -> set[str]:
 
 # ------------------------------------------------------------------------------ the folder
 def index_audio_dir(audio_dir: str | os.PathLike) -> pd.DataFrame:
-    """All audio files below ``audio_dir`` (recursive, in sorted order), with their stem keys.
+    """All audio files below ``audio_dir`` (:func:`audioreg.data.audio.walk_audio`), with their stem keys.
 
-    Columns: ``path`` (as found below ``audio_dir``), ``stem`` (the file name without its
-    extension, NFC: names on a Mac disk are NFD), ``key`` (:func:`stem_key`) and ``fold``
-    (:func:`fold_key`, what "artist - title" is matched by). Extensions are matched without
-    regard to case (``.MP3``). macOS's ``._<name>`` companions (resource forks copied to
-    non-Mac disks) are not audio and are left out: ``._Artist - Title.mp3`` would otherwise
-    make the name ambiguous.
+    Columns: ``path`` and ``stem`` (as ``walk_audio`` gives them), ``key`` (:func:`stem_key`)
+    and ``fold`` (:func:`fold_key`, what "artist - title" is matched by).
     """
-    top = str(Path(audio_dir))  # paths as pathlib writes them: no "./", no trailing separator
-    paths, stems = [], []
-    if os.path.isdir(top):
-        for dirpath, dirs, names in os.walk(top):
-            dirs.sort()
-            if top == ".":
-                dirpath = dirpath.removeprefix("./")
-            prefix = "" if dirpath == "." else dirpath + os.sep
-            for name in sorted(names):
-                stem, ext = os.path.splitext(name)
-                if ext.lower() in AUDIO_EXTENSIONS and stem and not name.startswith("._"):
-                    paths.append(prefix + name)
-                    stems.append(stem if stem.isascii() else unicodedata.normalize("NFC", stem))
+    found = walk_audio(audio_dir)
+    paths, stems = [p for p, _ in found], [s for _, s in found]
     return pd.DataFrame({"path": paths, "stem": stems, "key": [stem_key(s) for s in stems],
                          "fold": [fold_key(s) for s in stems]}, columns=["path", "stem", "key", "fold"])
 

@@ -27,7 +27,7 @@ from io import StringIO
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 
 from ..targets import TARGETS, VALID_RANGES
 from . import tables

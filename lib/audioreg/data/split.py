@@ -10,7 +10,7 @@ Whole groups are then dealt to the three sides to approach the requested fractio
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 
 from .linking import credited_artists, song_key
 

@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 
 from ..targets import TARGETS
 

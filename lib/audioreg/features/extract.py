@@ -7,6 +7,14 @@ exists is complete), ``index.csv`` (the aligned index) and ``failures.csv``.
 A killed run leaves at most temp files (``.<name>.<host>-<pid>.tmp``), which are never
 read and are deleted by the next run once their writer is gone.
 
+Each array's record (frames, duration, CRC-32 of its values) is appended to its writer's
+journal (``journal-<host>-<pid>.jsonl``) *before* the array gets its final name, and
+gathered into ``index.csv`` at the end of the run. A cached array is reused only when a
+record vouches for it and it matches (shape; checksum where asked): a damaged array is
+recomputed with one log line, and an interrupted run resumes with the exact durations.
+A failure that may pass on another try (a timeout, a worker that died, a full disk, no
+memory) is marked ``transient`` in ``failures.csv`` and retried by the next run.
+
 Two backends run :func:`extract_file` over the files, with the same output: a local
 process pool (``workers``), or a Dask distributed cluster (``scheduler``, an address
 such as ``tcp://host:8786``; needs ``pip install "audioreg[cluster]"``). On a cluster
@@ -18,6 +26,9 @@ timeout uses SIGALRM, which only works in a process's main thread: Dask runs tas
 worker threads, so there the timeout is not enforced (a file that hangs keeps its
 worker busy).
 
+Nothing here imports pandas until a caller asks for a table (:attr:`ExtractResult.index`):
+``audioreg extract`` on one file starts in well under a second.
+
 A third way (``device="cuda"``, see :func:`feature_device`): the pool's processes only
 decode, and the features of batches of tracks are computed with torch on a GPU
 (:mod:`audioreg.features.torch_batch`: within its tolerances of the CPU values, not bit for bit).
@@ -27,30 +38,40 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import csv
+import errno
+import io
 import logging
 import multiprocessing
 import os
 import re
 import hashlib
+import json
 import signal
+import socket
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .. import atomic
-from ..data.audio import load_audio
-from ..errors import one_line
+from ..data.audio import load_audio, walk_audio
+from ..errors import is_out_of_space, one_line, out_of_space
 from . import frames
 from .numba_cache import ensure_compiled
 
+if TYPE_CHECKING:  # tables are made only when asked for (ExtractResult.index)
+    import pandas as pd
+
 log = logging.getLogger(__name__)
 
-INDEX_COLUMNS = ("track_id", "file", "n_frames", "duration_s", "seconds")
-FAILURE_COLUMNS = ("track_id", "path", "stage", "reason")
+INDEX_COLUMNS = ("track_id", "file", "n_frames", "duration_s", "crc32", "seconds")
+FAILURE_COLUMNS = ("track_id", "path", "stage", "reason", "transient")
+JOURNAL_GLOB = "journal-*.jsonl"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
 
 
@@ -68,6 +89,14 @@ def array_name(track_id: str) -> str:
 
 class FileTimeout(TimeoutError):
     pass
+
+
+class _WriteFailed(Exception):
+    """Writing a result failed: the reason names the output (and a full disk as such), not the input."""
+
+    def __init__(self, reason: str, transient: bool):
+        super().__init__(reason)
+        self.reason, self.transient = reason, transient
 
 
 def _on_alarm(signum, frame):  # pragma: no cover - exercised through extract_file
@@ -90,9 +119,12 @@ def _guarded(path: str, timeout_s: float, work) -> dict:
     try:
         return work()
     except FileTimeout:
-        return {"ok": False, "reason": f"{path}: timed out after {timeout_s:g} s"}
+        return {"ok": False, "reason": f"{path}: timed out after {timeout_s:g} s", "transient": True}
+    except _WriteFailed as exc:
+        return {"ok": False, "reason": exc.reason, "transient": exc.transient}
     except Exception as exc:  # one bad file must never stop the batch: record why
-        return {"ok": False, "reason": _reason(path, exc)}
+        return {"ok": False, "reason": _reason(path, exc),
+                "transient": is_out_of_space(exc) or isinstance(exc, MemoryError)}
     finally:
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -108,21 +140,137 @@ def _reason(path: str, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
-    """Decode one file, compute its features and save them atomically.
+def journal_path(out_dir: str | os.PathLike) -> Path:
+    """This process's journal in ``out_dir``: one JSON record per array it wrote."""
+    return Path(out_dir) / f"journal-{socket.gethostname()}-{os.getpid()}.jsonl"
 
-    Returns a result dict: ``ok``, ``n_frames``, ``duration_s``, ``seconds`` or ``reason``.
-    Exceptions are turned into a ``reason`` naming the file, so one bad file never
-    stops a batch.
+
+def save_features(out_path: str | os.PathLike, feats: np.ndarray, *, duration_s: float) -> dict:
+    """Record ``feats`` in this process's journal, then save it atomically under ``out_path``.
+
+    Returns the record (``file``, ``n_frames``, ``duration_s``, ``crc32``). The record is
+    written first, so an array under its final name always has one. Raises
+    :class:`_WriteFailed` naming the output (a full disk as ``no space left on <folder>``).
+    """
+    out_path = Path(out_path)
+    feats = np.ascontiguousarray(feats)
+    rec = {"file": out_path.name, "n_frames": int(feats.shape[0]), "duration_s": float(duration_s),
+           "crc32": zlib.crc32(feats)}
+    try:
+        with open(journal_path(out_path.parent), "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        atomic.save_npy(out_path, feats)
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise _WriteFailed(f"OSError: {out_of_space(out_path.parent)}: could not write {out_path.name}", True) from exc
+        raise _WriteFailed(f"{type(exc).__name__}: could not write {out_path}: {exc}", False) from exc
+    return rec
+
+
+def verify_array(path: str | os.PathLike, record: dict | None, *, checksum: bool = True) -> str | None:
+    """What is wrong with the cached array at ``path`` given its ``record``, or None if it is sound.
+
+    Sound means: a record vouches for it, it loads as ``[n_frames, N_FEATURES]`` float32 with
+    the recorded ``n_frames`` (so its size is right), and, with ``checksum``, its values have
+    the recorded CRC-32 (a record without one, from an older index, is checked by shape only).
+    """
+    if record is None:
+        return "no record of it in index.csv or a journal (written by an interrupted run before its record)"
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as exc:
+        return f"unreadable ({one_line(exc)})"
+    if arr.ndim != 2 or arr.shape[1] != frames.N_FEATURES or arr.dtype != np.float32:
+        return f"holds {arr.dtype} {arr.shape}, not [t, {frames.N_FEATURES}] float32"
+    if arr.shape[0] != int(record["n_frames"]):
+        return f"holds {arr.shape[0]} frames where its record says {int(record['n_frames'])}"
+    crc = record.get("crc32")
+    if checksum and crc is not None and crc == crc and zlib.crc32(np.ascontiguousarray(arr)) != int(crc):
+        return "its values do not match the recorded checksum"
+    return None
+
+
+def read_records(out_dir: str | os.PathLike) -> dict[str, dict]:
+    """Every array's record in ``out_dir``, by file name: ``index.csv``'s rows, then the
+    journals' lines (a later record of a file replaces an earlier one; a torn last line,
+    from a killed writer, is skipped)."""
+    out_dir = Path(out_dir)
+    records: dict[str, dict] = {}
+    for row in _read_table(out_dir / "index.csv"):
+        try:
+            records[row["file"]] = {**row, "n_frames": int(row["n_frames"]), "duration_s": float(row["duration_s"]),
+                                    "crc32": int(row["crc32"]) if row.get("crc32") else None}
+        except (KeyError, ValueError):  # a row this version cannot vouch for: its array is recomputed
+            continue
+    for journal in sorted(out_dir.glob(JOURNAL_GLOB), key=lambda p: p.stat().st_mtime_ns):
+        for line in journal.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and {"file", "n_frames", "duration_s", "crc32"} <= rec.keys():
+                records[rec["file"]] = rec
+    return records
+
+
+def _read_table(path: Path) -> list[dict]:
+    """The rows of a CSV this module wrote, as dicts of text (none if it is missing)."""
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _cell(value) -> str:
+    """A value as ``DataFrame.to_csv`` writes it (floats by ``repr``, NaN and None empty,
+    text UTF-8-safe as :func:`audioreg.atomic.utf8_text` makes it)."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return "" if value != value else repr(float(value))
+    return atomic.utf8_text(str(value))
+
+
+def write_table(path: str | os.PathLike, columns, rows: list[dict]) -> Path:
+    """``rows`` (dicts) as a UTF-8 CSV with ``columns``, atomically, as ``DataFrame.to_csv``
+    would write them, without importing pandas."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_cell(row.get(c)) for c in columns] for row in rows)
+    return atomic.write_text(path, buf.getvalue())
+
+
+def _remove_merged_journals(out_dir: Path, index_rows: list[dict]) -> None:
+    """Delete the journals whose every record ``index_rows`` now hold (same file, same checksum)."""
+    held = {r["file"]: r["crc32"] for r in index_rows}
+    for journal in out_dir.glob(JOURNAL_GLOB):
+        try:
+            recs = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (ValueError, OSError):
+            continue
+        if all(held.get(r.get("file")) == r.get("crc32") for r in recs):
+            journal.unlink(missing_ok=True)
+
+
+def extract_file(path: str, out_path: str, *, timeout_s: float = 0.0) -> dict:
+    """Decode one file, compute its features and save them atomically (:func:`save_features`).
+
+    Returns a result dict: ``ok``, ``n_frames``, ``duration_s``, ``crc32``, ``seconds``, or
+    ``reason`` and ``transient``. Exceptions are turned into a ``reason`` naming the file
+    (or, for a failed write, the output), so one bad file never stops a batch.
     """
     t0 = time.perf_counter()
 
     def work():
         y, sr = load_audio(path, sr=frames.SR)
         feats = frames.extract_features(y=y, sr=sr)  # long tracks go in blocks: bounded memory, same values
-        atomic.save_npy(out_path, feats)
-        return {"ok": True, "n_frames": int(feats.shape[0]), "duration_s": y.size / sr,
-                "seconds": time.perf_counter() - t0}
+        rec = save_features(out_path, feats, duration_s=y.size / sr)
+        return {"ok": True, **rec, "seconds": time.perf_counter() - t0}
 
     return _guarded(path, timeout_s, work)
 
@@ -235,7 +383,7 @@ def _each_file(items: list, work, *, n_workers: int, prepare: bool, timeout_s: f
 
 def _worker_failed(path: str, exc: BaseException) -> dict:
     """The failed result of a file whose pool worker died (e.g. a decoder crashed)."""
-    return {"ok": False, "reason": f"worker failed on {path}: {type(exc).__name__}: {exc}"}
+    return {"ok": False, "reason": f"worker failed on {path}: {type(exc).__name__}: {exc}", "transient": True}
 
 
 def _import_distributed(scheduler: str):
@@ -270,18 +418,35 @@ def _run_on_dask(client, todo: list, *, timeout_s: float):
         try:
             res = fut.result()
         except Exception as exc:  # the task or its worker failed: record it, keep going
-            res = {"ok": False, "reason": f"worker failed on {item[1]}: {one_line(exc)}"}
+            res = {"ok": False, "reason": f"worker failed on {item[1]}: {one_line(exc)}", "transient": True}
         fut.release()
         yield item, res
 
 
 @dataclass
 class ExtractResult:
+    """What an extraction run left in ``out_dir``: its index and failures (as written to
+    ``index.csv`` and ``failures.csv``), and how many arrays were computed and reused."""
+
     out_dir: Path
-    index: pd.DataFrame
-    failures: pd.DataFrame
+    index_rows: list[dict]
+    failure_rows: list[dict]
     computed: int
     reused: int
+
+    @property
+    def index(self):
+        """``index.csv`` as a DataFrame (:data:`INDEX_COLUMNS`), one row per track with features."""
+        from .._pandas import pd
+
+        return pd.DataFrame(self.index_rows, columns=list(INDEX_COLUMNS))
+
+    @property
+    def failures(self):
+        """``failures.csv`` as a DataFrame (:data:`FAILURE_COLUMNS`), one row per file that failed."""
+        from .._pandas import pd
+
+        return pd.DataFrame(self.failure_rows, columns=list(FAILURE_COLUMNS))
 
 
 def feature_device(device: str | None):
@@ -335,15 +500,15 @@ def _extract_batched(todo: list, record, bar, *, device, batch_size: int, n_work
         share = (time.perf_counter() - t0) / len(batch)
         for ((tid, path, target), res), f in zip(batch, feats):
             if isinstance(f, Exception):
-                record(tid, path, target, {"ok": False, "reason": _reason(path, f)})
+                record(tid, path, target, {"ok": False, "reason": _reason(path, f),
+                                           "transient": is_out_of_space(f) or isinstance(f, MemoryError)})
                 continue
             try:
-                atomic.save_npy(target, f)
-            except OSError as exc:
-                record(tid, path, target, {"ok": False, "reason": _reason(path, exc)})
+                rec = save_features(target, f, duration_s=res["duration_s"])
+            except _WriteFailed as exc:
+                record(tid, path, target, {"ok": False, "reason": exc.reason, "transient": exc.transient})
                 continue
-            record(tid, path, target, {"ok": True, "n_frames": int(f.shape[0]), "duration_s": res["duration_s"],
-                                       "seconds": res["seconds"] + share})
+            record(tid, path, target, {"ok": True, **rec, "seconds": res["seconds"] + share})
         batch.clear()
 
     def take(item, res):
@@ -379,6 +544,14 @@ def _extract_batched(todo: list, record, bar, *, device, batch_size: int, n_work
     flush()
 
 
+def _crc(record: dict, path: Path) -> int:
+    """The record's checksum, or (a record from an older index without one) the array's own."""
+    crc = record.get("crc32")
+    if crc is None or crc != crc:
+        crc = zlib.crc32(np.ascontiguousarray(np.load(path, mmap_mode="r")))
+    return int(crc)
+
+
 def resolve_workers(workers: int) -> int:
     """``0`` means all cores."""
     workers = int(workers)
@@ -386,7 +559,7 @@ def resolve_workers(workers: int) -> int:
 
 
 def extract_many(
-    files: pd.DataFrame,
+    files,
     out_dir: str | os.PathLike,
     *,
     workers: int = 0,
@@ -403,7 +576,7 @@ def extract_many(
 
     Parameters
     ----------
-    files : DataFrame with ``track_id`` and ``path``
+    files : DataFrame (or a mapping of lists) with ``track_id`` and ``path``
     out_dir : the cache folder (created if missing)
     workers : local processes; 0 means all cores, 1 runs in this process.
         Ignored when ``scheduler`` is given.
@@ -424,10 +597,12 @@ def extract_many(
     naming the file; the batch always goes on. The arrays and tables do not depend on
     the backend.
 
-    A killed run leaves only complete arrays under final names; the next run reuses
-    them and deletes the temp files the killed writers left. Reused arrays keep the
-    ``duration_s`` recorded in ``index.csv``; arrays finished by a killed run, which
-    never wrote its index, get it from their frame count (within one hop, 23 ms).
+    A killed run leaves only complete arrays under final names, each with its record in a
+    journal; the next run reuses them (with their recorded duration, exactly) and deletes
+    the temp files the killed writers left. A cached array is reused only when a record
+    vouches for it and it matches (:func:`verify_array`, checksum included); any other is
+    recomputed, with one log line. ``failures.csv`` marks each failure ``transient`` (a
+    timeout, a worker that died, a full disk, no memory: another run may pass) or not.
 
     File names with bytes that are not UTF-8 (Python holds them as lone surrogates)
     are extracted like any other; the returned frames keep the names as Python holds
@@ -447,32 +622,27 @@ def extract_many(
         log.info("%s: deleted %d temp file(s) left by a killed run", out_dir, n)
     rows, failures, todo = [], [], []
     reused = 0
-    previous = {}  # the last run's index rows: a reused array keeps its recorded duration
-    if (out_dir / "index.csv").is_file():
-        previous = pd.read_csv(out_dir / "index.csv", dtype={"track_id": str}).set_index("file").to_dict("index")
+    records = read_records(out_dir)  # what vouches for each cached array: the index, then the journals
     for tid, path in zip(files["track_id"], files["path"]):
         target = out_dir / array_name(tid)
         if target.is_file():
-            try:
-                arr = np.load(target, mmap_mode="r")
-                if arr.ndim == 2 and arr.shape[1] == frames.N_FEATURES:
-                    known = previous.get(target.name, {})
-                    duration = (known["duration_s"] if known.get("n_frames") == arr.shape[0]
-                                else (arr.shape[0] - 1) * frames.HOP_LENGTH / frames.SR)  # arrays of a killed run: from frames
-                    rows.append({"track_id": tid, "file": target.name, "n_frames": arr.shape[0],
-                                 "duration_s": duration, "seconds": 0.0})
-                    reused += 1
-                    continue
-            except (ValueError, OSError) as exc:
-                log.warning("%s: unreadable cached features (%s); recomputing", target, exc)
+            rec = records.get(target.name)
+            problem = verify_array(target, rec)
+            if problem is None:
+                rows.append({"track_id": tid, "file": target.name, "n_frames": int(rec["n_frames"]),
+                             "duration_s": rec["duration_s"], "crc32": _crc(rec, target), "seconds": 0.0})
+                reused += 1
+                continue
+            log.warning("%s: cached features not reused: %s; recomputing", target, problem)
         todo.append((tid, str(path), str(target)))
 
     def record(tid, path, target, res):
         if res["ok"]:
             rows.append({"track_id": tid, "file": Path(target).name, "n_frames": res["n_frames"],
-                         "duration_s": res["duration_s"], "seconds": res["seconds"]})
+                         "duration_s": res["duration_s"], "crc32": res["crc32"], "seconds": res["seconds"]})
         else:
-            failures.append({"track_id": tid, "path": path, "stage": "extract", "reason": res["reason"]})
+            failures.append({"track_id": tid, "path": path, "stage": "extract", "reason": res["reason"],
+                             "transient": bool(res.get("transient", False))})
 
     n_workers = min(resolve_workers(workers), max(len(todo), 1))
     if todo:  # compiled code cached by one process before any worker may need it
@@ -496,12 +666,102 @@ def extract_many(
             bar.update()
     bar.close()
     order = {tid: i for i, tid in enumerate(files["track_id"])}
-    index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
-    index = index.sort_values("track_id", key=lambda s: s.map(order)).reset_index(drop=True)
-    failed = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
-    atomic.write_csv(out_dir / "index.csv", index)
-    atomic.write_csv(out_dir / "failures.csv", failed)
-    return ExtractResult(out_dir=out_dir, index=index, failures=failed, computed=len(todo) - len(failed), reused=reused)
+    rows.sort(key=lambda r: order[r["track_id"]])
+    try:
+        write_table(out_dir / "index.csv", INDEX_COLUMNS, rows)
+        write_table(out_dir / "failures.csv", FAILURE_COLUMNS, failures)
+    except OSError as exc:
+        if is_out_of_space(exc):
+            full = OSError(f"{out_of_space(out_dir)}: could not write index.csv and failures.csv")
+            full.errno = errno.ENOSPC
+            raise full from exc
+        raise
+    _remove_merged_journals(out_dir, rows)
+    return ExtractResult(out_dir=out_dir, index_rows=rows, failure_rows=failures, computed=len(todo) - len(failures),
+                         reused=reused)
+
+
+# ------------------------------------------------------------------ a folder, from the command line
+def write_features_meta(out_dir: str | os.PathLike, res: ExtractResult, **extra) -> dict:
+    """Write ``meta.json`` of a features folder (last: it marks the folder complete)."""
+    meta = {**extra, "feature_params": frames.feature_params(), "feature_names": [list(n) for n in frames.feature_names()],
+            "n_tracks": len(res.index_rows), "n_failures": len(res.failure_rows)}
+    atomic.write_json(Path(out_dir) / "meta.json", meta)
+    return meta
+
+
+def audio_files(audio_dir: str | os.PathLike) -> dict[str, list]:
+    """Every audio file below ``audio_dir``, by track id: columns (lists) ``track_id`` (the
+    file stem), ``path`` (absolute), ``size`` and ``mtime_ns``, sorted by track id.
+
+    The track id is the NFC-normalized stem, as the linker's ``<track_id>.<ext>`` rule
+    expects. Raises FileNotFoundError for a missing folder, and ValueError listing the
+    stems that name more than one file.
+    """
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise FileNotFoundError(f"{audio_dir}: audio folder not found")
+    found = walk_audio(audio_dir)
+    by_stem: dict[str, list[str]] = {}
+    for path, stem in found:
+        by_stem.setdefault(stem, []).append(path)
+    dup = {stem: paths for stem, paths in by_stem.items() if len(paths) > 1}
+    if dup:
+        listing = "; ".join(f"{stem}: {', '.join(sorted(os.path.relpath(p, audio_dir) for p in paths))}"
+                            for stem, paths in sorted(dup.items())[:20])
+        more = f" (and {len(dup) - 20} more)" if len(dup) > 20 else ""
+        raise ValueError(f"{audio_dir}: {len(dup)} file stem(s) name more than one audio file, so the "
+                         f"track id (the stem) is ambiguous: {listing}{more}")
+    found.sort(key=lambda f: f[1])
+    paths = [str(Path(p).resolve()) for p, _ in found]
+    stats = [os.stat(p) for p in paths]
+    return {"track_id": [stem for _, stem in found], "path": paths,
+            "size": [st.st_size for st in stats], "mtime_ns": [st.st_mtime_ns for st in stats]}
+
+
+def extract_folder(
+    audio_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    workers: int = 0,
+    scheduler: str | None = None,
+    timeout_s: float = 120.0,
+    progress: bool = True,
+    device: str = "cpu",
+    batch_size: int = 16,
+) -> ExtractResult:
+    """Features of every audio file below ``audio_dir``, in the notebooks' cache layout
+    (``audioreg extract``).
+
+    ``out_dir`` gets ``<track_id>.npy`` per file (track id = file stem), ``index.csv``,
+    ``failures.csv`` and, last, ``meta.json`` (feature parameters and names, and each
+    file's size and mtime). A re-run reuses every finished array; an array whose audio
+    file changed size or mtime since the last run is recomputed. ``workers``,
+    ``scheduler``, ``device`` and ``batch_size`` are as in :func:`extract_many`; the
+    output does not depend on the first two, and a torch ``device`` agrees within
+    :data:`audioreg.features.torch_batch.TOLERANCES`.
+    """
+    audio_dir, out_dir = Path(audio_dir), Path(out_dir)
+    files = audio_files(audio_dir)
+    meta_path = out_dir / "meta.json"
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text(encoding="utf-8"))
+        if old.get("feature_params") != frames.feature_params():
+            raise ValueError(f"{out_dir} holds features computed with other settings "
+                             f"({old.get('feature_params')}); choose another folder or delete it")
+        seen = old.get("files", {})
+        for tid, size, mtime in zip(files["track_id"], files["size"], files["mtime_ns"]):
+            if tid in seen and seen[tid] != [int(size), int(mtime)]:
+                stale = out_dir / array_name(tid)
+                log.info("%s: audio file changed since it was extracted; recomputing", stale)
+                stale.unlink(missing_ok=True)
+        meta_path.unlink(missing_ok=True)  # written again last: a folder without it is being (re)built
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res = extract_many(files, out_dir, workers=workers, timeout_s=timeout_s, progress=progress,
+                       scheduler=scheduler or None, device=device, batch_size=batch_size)
+    write_features_meta(out_dir, res, audio_dir=str(audio_dir.resolve()), device=device,
+                        files={t: [int(a), int(b)] for t, a, b in zip(files["track_id"], files["size"], files["mtime_ns"])})
+    return res
 
 
 # ------------------------------------------------------------------ expert estimates
@@ -528,6 +788,8 @@ def experts_many(files: pd.DataFrame, *, workers: int = 0, timeout_s: float = 12
     """
     from tqdm.auto import tqdm
 
+    from .._pandas import pd
+
     items = list(zip(files["track_id"], files["path"].astype(str)))
     rows, failures = {}, []
 
@@ -535,7 +797,8 @@ def experts_many(files: pd.DataFrame, *, workers: int = 0, timeout_s: float = 12
         if res.pop("ok"):
             rows[tid] = {"track_id": tid, **res}
         else:
-            failures.append({"track_id": tid, "path": path, "stage": "experts", "reason": res["reason"]})
+            failures.append({"track_id": tid, "path": path, "stage": "experts", "reason": res["reason"],
+                             "transient": bool(res.get("transient", False))})
 
     n_workers = min(resolve_workers(workers), max(len(items), 1))
     if items:

@@ -22,14 +22,16 @@ values and speed side by side.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 import warnings
+from pathlib import Path
 
 import numba
 import numpy as np
-import scipy.fft
 
+from .. import atomic
 from ..data.audio import SR  # the one sample rate
 from . import banks
 
@@ -267,8 +269,7 @@ class _Banks:
         self.mel_bins = np.stack([np.where(any_bin, nonzero.argmax(axis=1), 0),
                                   np.where(any_bin, nonzero.shape[1] - nonzero[:, ::-1].argmax(axis=1), 0)], axis=1)
         self.mel_bins = self.mel_bins.astype(np.int64)
-        # orthonormal DCT-II rows 0..n_mfcc-1 (scipy.fft.dct(..., norm="ortho") as librosa.feature.mfcc)
-        self.dct_t = scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC].T.copy()
+        self.dct_t = dct_matrix(N_MELS, N_MFCC)
         freqs = banks.fft_frequencies(sr=sr, n_fft=n_fft)
         self.contrast_bands = _contrast_bands(freqs, sr=sr)
         # piptrack's defaults in estimate_tuning: 150 <= f < 4000 Hz
@@ -279,6 +280,34 @@ class _Banks:
 @functools.lru_cache(maxsize=4)
 def _banks(sr: int, n_fft: int) -> _Banks:
     return _Banks(sr, n_fft)
+
+
+def dct_matrix(n: int, k: int, *, cache_dir: str | Path | None = None) -> np.ndarray:
+    """``[n, k]`` float64: the first ``k`` orthonormal DCT-II basis vectors, as columns.
+
+    ``x @ dct_matrix(n, k)`` is ``scipy.fft.dct(x, type=2, norm="ortho")[..., :k]`` (the
+    MFCC of :func:`librosa.feature.mfcc`), with scipy's own values, bit for bit. Importing
+    ``scipy.fft`` takes longer than extracting a 30-second file, so the matrix scipy
+    computes is kept on disk beside the compiled code (``cache_dir``, by default this
+    package's ``__pycache__``), named by the scipy and NumPy versions, and loaded from there
+    by every later process. A file that cannot be read is computed again; a folder that
+    cannot be written only costs the import.
+    """
+    import scipy  # the package alone is cheap; scipy.fft is not
+
+    folder = Path(cache_dir) if cache_dir is not None else Path(__file__).with_name("__pycache__")
+    path = folder / f"dct2-ortho-{n}x{k}-scipy{scipy.__version__}-numpy{np.__version__}.npy"
+    with contextlib.suppress(OSError, ValueError, EOFError):
+        cached = np.load(path)
+        if cached.shape == (n, k) and cached.dtype == np.float64:
+            return cached
+    import scipy.fft
+
+    matrix = scipy.fft.dct(np.eye(n), type=2, norm="ortho", axis=0)[:k].T.copy()
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic.save_npy(path, matrix)
+    return matrix
 
 
 def _contrast_bands(freqs: np.ndarray, *, sr: int, fmin: float = 200.0, quantile: float = 0.02) -> np.ndarray:

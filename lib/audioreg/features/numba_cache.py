@@ -34,7 +34,6 @@ bug); the next audioreg start detects the damage and repairs it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -171,26 +170,6 @@ def cached_files(caches) -> list[Path]:
     return [Path(p) for d in caches for p, _, _ in _stat_entries(d, _CACHE_SUFFIXES)]
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive ``flock`` on ``path``, released when the block ends or the process dies."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        t0 = time.monotonic()
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process to finish compiling (lock %s)", path)
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            log.debug("lock %s after %.1f s", path, time.monotonic() - t0)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
 def _probe_env() -> dict:
     """The environment of a probe: this one, with audioreg importable from where it was imported."""
     env = dict(os.environ)
@@ -237,7 +216,7 @@ def ensure_compiled(*, timeout_s: float = 900.0) -> None:
     if _ensured is not None and _ensured == fingerprint(sources, caches):
         return
     lock, stamp = caches[0] / LOCK_NAME, caches[0] / STAMP_NAME
-    with _locked(lock):
+    with atomic.locked(lock, doing="to finish compiling"):
         current = fingerprint(sources, caches)
         try:
             recorded = json.loads(stamp.read_text())["fingerprint"]
@@ -358,7 +337,7 @@ def clear_cache() -> list[Path]:
     _, caches = _layout()
     if not caches:
         return []
-    with _locked(caches[0] / LOCK_NAME):
+    with atomic.locked(caches[0] / LOCK_NAME, doing="to finish compiling"):
         doomed = cached_files(caches) + [p for p in [caches[0] / STAMP_NAME] if p.exists()]
         for p in doomed:
             p.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ import os
 from itertools import combinations
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 from matplotlib.figure import Figure
 
 from ..targets import TARGETS, UNIT_INTERVAL_TARGETS

@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 
 from audioreg.targets import TARGETS, VALID_RANGES
 

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 from matplotlib.figure import Figure
 
 from audioreg.judge import metrics

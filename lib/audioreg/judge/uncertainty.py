@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 
 from audioreg.targets import TARGETS
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 import torch
 from torch.nn import functional as nnf
 

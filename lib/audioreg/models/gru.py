@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -25,7 +25,8 @@ from audioreg.targets import TARGETS
 
 from .coding import TargetCoding
 from .network import GRUConfig
-from .train import HISTORY_COLUMNS, TrainConfig, checkpoint_coding, load_checkpoint, predict_table, train_gru
+from .train import (HISTORY_COLUMNS, TrainConfig, checkpoint_coding, load_best_checkpoint, load_checkpoint,
+                    predict_table, train_gru)
 
 #: Share of the training tracks held out for validation when ``fit`` gets no ``eval_set``.
 HOLDOUT_FRACTION = 0.15
@@ -219,8 +220,15 @@ class GRURegressor(RegressorMixin, BaseEstimator):
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, device: str = "auto") -> "GRURegressor":
-        """A fitted estimator from a ``best.pt`` (or ``last.pt``) that :meth:`fit` wrote."""
-        net, checkpoint = load_checkpoint(path, device="cpu")
+        """A fitted estimator from a ``best.pt`` (or ``last.pt``) that :meth:`fit` wrote.
+
+        A ``best.pt`` is checked against the ``last.pt`` beside it and rebuilt from it where
+        ``last.pt`` holds the best epoch (:func:`~audioreg.models.train.load_best_checkpoint`);
+        where the best epoch's weights are lost, :class:`~audioreg.models.train.CheckpointError`
+        says to fit again (``resume=True`` trains the folder's run anew).
+        """
+        load = load_best_checkpoint if Path(path).name == "best.pt" else load_checkpoint
+        net, checkpoint = load(path, device="cpu")
         settings = {**checkpoint["model_config"], **checkpoint["train_config"],
                     **checkpoint_coding(checkpoint).as_dict()}
         est = cls(**{k: settings[k] for k in cls._get_param_names() if k in settings},

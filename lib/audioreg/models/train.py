@@ -14,6 +14,9 @@ Faults: every file is written to a temporary name, flushed to disk and renamed, 
 killed at any point leaves the previous epoch's files intact. Temporary files left by a
 killed writer are deleted when training starts again; an unreadable ``last.pt`` (cut short
 by a crash of the machine or of the disk) makes the run resume from ``best.pt`` instead.
+An unreadable, missing or stale ``best.pt`` is rebuilt from ``last.pt`` when that holds the
+best epoch; otherwise the best epoch's weights are lost and resuming trains the run anew
+(:func:`_repair_best`), so ``best.pt`` is always the epoch chosen on validation.
 
 Randomness: :func:`train_gru` never leaves a trace on the caller's global RNGs. Weight init
 and the network's random masks draw from torch's global generator, so the run is wrapped in
@@ -38,13 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from audioreg import atomic
+from audioreg._pandas import pd
 from audioreg.device import resolve_device
+from audioreg.errors import CheckpointError, one_line
 from audioreg.models.forest import _streaming_moments
 from audioreg.targets import TARGETS
 from audioreg.models.coding import TargetCoding
@@ -61,6 +65,7 @@ __all__ = [
     "TrainResult",
     "collate_padded",
     "fit_normalizers",
+    "load_best_checkpoint",
     "load_checkpoint",
     "pool_frames",
     "pooled_length",
@@ -82,10 +87,6 @@ CHECKPOINT_KEYS = frozenset(
     {"model_config", "model_state", "optimizer_state", "normalizers", "frame_pool",
      "train_config", "epoch", "best_val_loss", "best_epoch", "history", "rng_states"}
 )
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file exists but cannot be read back (truncated, corrupt, or not ours)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,9 +508,8 @@ def _load(path: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         raise
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... here
-        raise CheckpointError(
-            f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})"
-        ) from exc
+        reason = one_line(exc)  # torch's unpickler goes on for lines about weights_only=False: not the point
+        raise CheckpointError(f"{path}: unreadable checkpoint ({reason.split('. ')[0]})") from exc
     missing = CHECKPOINT_KEYS - set(checkpoint) if isinstance(checkpoint, dict) else CHECKPOINT_KEYS
     if missing:
         raise CheckpointError(f"{path}: not a train_gru checkpoint (missing {sorted(missing)})")
@@ -527,15 +527,14 @@ def _resume_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
 
     After falling back, ``last.pt`` and ``history.csv`` are rewritten from ``best.pt`` so the
     folder is consistent again; the epochs after the best one are trained anew (with the
-    stored RNG states, they come out the same).
+    stored RNG states, they come out the same). ``best.pt`` is checked by the caller
+    (:func:`_repair_best`).
     """
     last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
     if not last_path.exists():
         return None
     try:
-        checkpoint = _load(last_path)
-        _repair_best(checkpoint_dir, checkpoint)
-        return checkpoint
+        return _load(last_path)
     except CheckpointError as exc:
         advice = f"delete {checkpoint_dir} or pass resume=False to start over"
         if not best_path.exists():
@@ -549,24 +548,47 @@ def _resume_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
         return checkpoint
 
 
-def _repair_best(checkpoint_dir: Path, checkpoint: Mapping[str, Any]) -> None:
-    """Make ``best.pt`` the epoch ``last.pt`` names as best.
+def _best_problem(best_path: Path, checkpoint: Mapping[str, Any]) -> str | None:
+    """What keeps ``best.pt`` from being the best epoch ``checkpoint`` (``last.pt``) records;
+    None when it is that epoch (its number and validation loss match)."""
+    try:
+        stored = _load(best_path)
+    except FileNotFoundError:
+        return f"{best_path} is missing"
+    except CheckpointError as exc:
+        return str(exc)
+    if (stored["epoch"], stored["best_val_loss"]) != (checkpoint["best_epoch"], checkpoint["best_val_loss"]):
+        return f"{best_path} holds epoch {stored['epoch']} (validation loss {stored['best_val_loss']:.6g})"
+    return None
+
+
+def _repair_best(checkpoint_dir: Path, checkpoint: Mapping[str, Any]) -> str | None:
+    """Make ``best.pt`` the epoch ``last.pt`` (``checkpoint``) names as best, where it can be.
 
     ``last.pt`` is written before ``best.pt``: a run killed between the two renames leaves a
     ``last.pt`` whose own epoch is the best one and an older ``best.pt``. That ``last.pt`` is
-    then a byte-exact ``best.pt``; it is copied over, on every resume, finished runs included.
+    then a byte-exact ``best.pt``; it is copied over, on every resume, finished runs included,
+    and likewise over a ``best.pt`` that is unreadable, missing or of another epoch.
+
+    Returns None when ``best.pt`` is the best epoch (now); otherwise what is wrong with it:
+    ``last.pt`` holds a later epoch, and the best epoch's weights are lost with ``best.pt``.
     """
+    best_path, last_path = checkpoint_dir / "best.pt", checkpoint_dir / "last.pt"
+    problem = _best_problem(best_path, checkpoint)
+    if problem is None:
+        return None
     if checkpoint["best_epoch"] != checkpoint["epoch"]:
-        return
-    best_path = checkpoint_dir / "best.pt"
-    try:
-        stored = _load(best_path)["epoch"] if best_path.exists() else None
-    except CheckpointError:
-        stored = None
-    if stored != checkpoint["epoch"]:
-        logger.warning("%s holds epoch %s, but %s records epoch %d as the best: copied from last.pt",
-                       best_path, stored, checkpoint_dir / "last.pt", checkpoint["epoch"])
-        atomic.write_with(best_path, lambda tmp: shutil.copyfile(checkpoint_dir / "last.pt", tmp))
+        return problem
+    atomic.write_with(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
+    logger.warning("%s, but %s records its own epoch %d as the best: copied from last.pt",
+                   problem, last_path, checkpoint["epoch"])
+    return None
+
+
+def _lost_best(problem: str, checkpoint: Mapping[str, Any], last_path: Path) -> str:
+    """The sentence that says the best epoch's weights went with ``best.pt``."""
+    return (f"{problem}, and {last_path} holds epoch {checkpoint['epoch']}, not the best epoch "
+            f"{checkpoint['best_epoch']}: that epoch's weights are lost")
 
 
 def load_checkpoint(
@@ -601,6 +623,51 @@ def load_checkpoint(
     model.load_state_dict(checkpoint["model_state"])
     model.to(resolve_device(device)).eval()
     return model, checkpoint
+
+
+def load_best_checkpoint(
+    path: str | os.PathLike, *, device: str | torch.device = "auto"
+) -> tuple[GRUNet, dict[str, Any]]:
+    """:func:`load_checkpoint` of a ``best.pt``, checked against the ``last.pt`` beside it.
+
+    A ``best.pt`` that is unreadable, missing or holds another epoch than the one ``last.pt``
+    records as best is rebuilt as a byte copy of ``last.pt`` when that is its own best epoch
+    (with one warning; where the folder cannot be written, ``last.pt`` itself is loaded); a
+    ``best.pt`` without a readable ``last.pt`` beside it is loaded as is.
+
+    Raises
+    ------
+    CheckpointError
+        If the best epoch's weights are lost (``last.pt`` holds a later epoch), or neither
+        file can be read: the message names ``best.pt`` and says to train again (a fit with
+        ``resume=True`` in this folder trains the run anew).
+    FileNotFoundError
+        If neither ``best.pt`` nor ``last.pt`` exists.
+    """
+    path = Path(path)
+    last_path = path.with_name("last.pt")
+    advice = (f"train this configuration again to rebuild it (GRURegressor.fit with resume=True and "
+              f"checkpoint_dir={path.parent}, as notebook 05_gru does, trains it anew)")
+    try:
+        last = _load(last_path)
+    except FileNotFoundError:
+        last, why_not_last = None, f"no {last_path} to rebuild it from"
+    except CheckpointError as exc:
+        last, why_not_last = None, f"and {exc}"
+    if last is None:
+        try:
+            return load_checkpoint(path, device=device)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; {why_not_last}: {advice}") from exc
+    try:
+        problem = _repair_best(path.parent, last)
+    except OSError as exc:  # a folder we may not write to: last.pt is that epoch, read it instead
+        logger.warning("%s records its own epoch %d as the best, but %s could not be rebuilt from it (%s): "
+                       "loaded last.pt instead", last_path, last["epoch"], path, one_line(exc))
+        return load_checkpoint(last_path, device=device)
+    if problem:
+        raise CheckpointError(f"{_lost_best(problem, last, last_path)}: {advice}")
+    return load_checkpoint(path, device=device)
 
 
 def _normalizers_to_numpy(normalizers: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -791,7 +858,10 @@ def train_gru(
     resume : bool
         Continue from ``checkpoint_dir/last.pt`` when it exists (from ``best.pt`` when
         ``last.pt`` is unreadable). ``net`` and ``frame_pool`` must match it; ``lr``
-        and ``weight_decay`` of this call win over the stored optimizer's.
+        and ``weight_decay`` of this call win over the stored optimizer's. A ``best.pt``
+        that is unreadable, missing or of another epoch is copied from ``last.pt`` when
+        that holds the best epoch; otherwise the best weights are lost and the run is
+        trained anew (on the CPU, to the same weights), with one warning.
     progress : bool
         Show tqdm bars over batches.
 
@@ -859,6 +929,13 @@ def train_gru(
             logger.warning(
                 "resuming %s with changed settings (stored, now): %s", last_path, changed
             )
+    if checkpoint is not None and (problem := _repair_best(checkpoint_dir, checkpoint)):
+        # Resuming would choose among the epochs still to come only; serving last.pt's weights
+        # would pass the last epoch off as the one chosen on validation. Start over instead.
+        logger.warning("%s; training %s anew (%d epochs) to rebuild it",
+                       _lost_best(problem, checkpoint, last_path), checkpoint_dir, epochs)
+        checkpoint = None
+    if checkpoint is not None:
         normalizers = _normalizers_to_numpy(checkpoint["normalizers"])
     else:
         normalizers = {**fit_normalizers(train_sequences, None), **coding.fit(train_coded)}

@@ -15,7 +15,7 @@ import unicodedata
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from .._pandas import pd
 
 from .. import atomic
 from ..data.linking import fold_name
