@@ -124,6 +124,21 @@ def test_a_full_disk_is_named_with_the_output_folder(tmp_path, monkeypatch):
     assert not list(out.glob("*.npy")) and not list(out.glob(".*.tmp"))
 
 
+def test_a_timeout_while_writing_is_a_timeout(tmp_path, monkeypatch):
+    """The per-file alarm may ring while the array is written: still a (transient) timeout."""
+    from conftest import SR, tone
+    import soundfile as sf
+
+    sf.write(tmp_path / "in.wav", tone(440.0, 1.0), SR)
+
+    def slow_write(*args, **kwargs):
+        raise extract.FileTimeout()  # what the alarm raises, here inside the write
+
+    monkeypatch.setattr(atomic, "save_npy", slow_write)
+    res = extract.extract_file(str(tmp_path / "in.wav"), str(tmp_path / "in.npy"), timeout_s=30)
+    assert res == {"ok": False, "reason": f"{tmp_path / 'in.wav'}: timed out after 30 s", "transient": True}
+
+
 def test_a_full_disk_is_the_clis_one_line_error(tmp_path, monkeypatch, capsys):
     from conftest import SR, tone
     import soundfile as sf

@@ -369,10 +369,10 @@ def features(params, *, checksum: bool = True) -> FeaturesResult:
             return None
         index = pd.read_csv(out / "index.csv", dtype={"track_id": str})
         failures = pd.read_csv(out / "failures.csv", dtype={"track_id": str})
-        problems = cache_problems(out, index, failures, checksum=checksum, quiet=quiet)
+        problems = cache_problems(out, index, failures, checksum=checksum)
         if problems:
             if not quiet:
-                log.warning("%s: %s; extracting those again", out, "; ".join(problems))
+                log.info("%s: %s; extracting those again", out, "; ".join(problems))
             return None
         return FeaturesResult(out, index, failures, key, ingest=ing)
 
@@ -391,8 +391,7 @@ def features(params, *, checksum: bool = True) -> FeaturesResult:
     return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused, ingest=ing)
 
 
-def cache_problems(out_dir: Path, index: pd.DataFrame, failures: pd.DataFrame, *, checksum: bool,
-                   quiet: bool = False) -> list[str]:
+def cache_problems(out_dir: Path, index: pd.DataFrame, failures: pd.DataFrame, *, checksum: bool) -> list[str]:
     """What keeps a complete features folder from being reused as it is (empty: nothing).
 
     Each indexed array is checked against its row (:func:`audioreg.features.extract.verify_array`;
@@ -402,10 +401,8 @@ def cache_problems(out_dir: Path, index: pd.DataFrame, failures: pd.DataFrame, *
     """
     damaged = []
     for rec in index.to_dict("records"):
-        if (why := extract.verify_array(out_dir / rec["file"], rec, checksum=checksum)) is not None:
-            if not quiet:
-                log.warning("%s: %s", out_dir / rec["file"], why)
-            damaged.append(rec["file"])
+        if extract.verify_array(out_dir / rec["file"], rec, checksum=checksum) is not None:
+            damaged.append(rec["file"])  # extract_many names each, and why, when it recomputes it
     transient = _retry(failures)
     problems = []
     if damaged:

@@ -160,6 +160,8 @@ def save_features(out_path: str | os.PathLike, feats: np.ndarray, *, duration_s:
         with open(journal_path(out_path.parent), "a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
         atomic.save_npy(out_path, feats)
+    except FileTimeout:  # a TimeoutError, so an OSError: the file's time ran out while writing
+        raise
     except OSError as exc:
         if is_out_of_space(exc):
             raise _WriteFailed(f"OSError: {out_of_space(out_path.parent)}: could not write {out_path.name}", True) from exc
