@@ -159,6 +159,53 @@ def test_blocks_and_recomputed_chroma_give_the_same_matrix(monkeypatch):
     np.testing.assert_array_equal(block(blocked, "zcr"), block(whole, "zcr"))
 
 
+def test_band_extremes_are_the_ends_of_the_sorted_band():
+    """The contrast's q smallest and largest bins of a band, as sorting gives them: with ties,
+    zeros and +inf, empty and one-bin bands, q above the lane count and above the band size."""
+    rng = np.random.default_rng(0)
+    nf = 1025
+    work = np.empty(2 * F._LANES + 2 * nf, np.int32)
+    lo = np.empty(64, np.float32)
+    hi = np.empty(64, np.float32)
+    for trial in range(400):
+        row = (rng.random(nf) ** rng.uniform(1, 12)).astype(np.float32)
+        if trial % 4 == 1:
+            row = np.round(row * 4).astype(np.float32) / 4  # many ties
+        if trial % 4 == 2:
+            row[rng.random(nf) < 0.2] = 0.0
+            row[rng.random(nf) < 0.01] = np.inf
+        a = int(rng.integers(0, nf))
+        b = int(rng.integers(a, min(nf, a + 500) + 1))
+        q = int(rng.integers(1, 40))
+        F._band_extremes(row, row.view(np.int32), a, b, q, work, lo, hi)
+        band = np.sort(row[a:b])
+        want_lo = np.full(q, np.inf, np.float32)
+        want_hi = np.full(q, -np.inf, np.float32)
+        want_lo[: min(q, band.size)] = band[:q]
+        want_hi[: min(q, band.size)] = band[::-1][:q]
+        np.testing.assert_array_equal(lo[:q], want_lo)
+        np.testing.assert_array_equal(hi[:q], want_hi)
+
+
+def test_zero_crossings_count_each_frame():
+    """Per frame, the sign changes between neighbours (values within the threshold of zero count
+    as positive), for hops that do and do not divide the frame, and frames past the samples."""
+    rng = np.random.default_rng(1)
+    threshold = np.float32(1e-10)
+    for trial in range(200):
+        seg = rng.standard_normal(int(rng.integers(1, 4000))).astype(np.float32)
+        seg[rng.random(seg.size) < 0.2] = 0.0
+        seg[rng.random(seg.size) < 0.05] = -1e-11
+        hop, frame_length, t = int(rng.integers(1, 700)), int(rng.integers(1, 2100)), int(rng.integers(1, 30))
+        neg = seg < -threshold
+        crossing = np.concatenate([[0], neg[1:] != neg[:-1]])
+        n = min(seg.size, (t - 1) * hop + frame_length)
+        prefix = np.cumsum(crossing[:n])
+        start = np.array([prefix[j * hop] if 0 < j * hop < n else 0 for j in range(t)])
+        end = np.array([prefix[j * hop + frame_length - 1] if j * hop + frame_length - 1 < n else 0 for j in range(t)])
+        np.testing.assert_array_equal(F._zero_crossings(seg, t, hop, frame_length, threshold), end - start)
+
+
 def test_stage_timings_cover_the_run():
     timings = {}
     F.extract_features(y=triad(60, seconds=3.0), sr=SR, timings=timings)

@@ -169,7 +169,7 @@ def extract_features(
     out[:, cols["zcr"]] /= n_fft
 
     tuning = _tuning(np.concatenate(pitches), np.concatenate(mags))
-    chroma_t = np.ascontiguousarray(banks.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=N_CHROMA).T)
+    chroma_t = _chroma_bank(sr, n_fft, tuning)
     chroma = out[:, cols["chroma"]]
     if keep_power:
         chroma[:] = power_all @ chroma_t
@@ -282,6 +282,18 @@ def _banks(sr: int, n_fft: int) -> _Banks:
     return _Banks(sr, n_fft)
 
 
+@functools.lru_cache(maxsize=32)
+def _chroma_bank(sr: float, n_fft: int, tuning: float) -> np.ndarray:
+    """``[nf, 12]`` float32: the chroma filter bank for a tuning, transposed (read-only).
+
+    Tunings are bins of a 0.01-wide histogram, so tracks share a few dozen of them, and
+    building the bank costs about as much as the chroma product of a 30-second track.
+    """
+    bank_t = np.ascontiguousarray(banks.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=N_CHROMA).T)
+    bank_t.flags.writeable = False
+    return bank_t
+
+
 def dct_matrix(n: int, k: int, *, cache_dir: str | Path | None = None) -> np.ndarray:
     """``[n, k]`` float64: the first ``k`` orthonormal DCT-II basis vectors, as columns.
 
@@ -345,13 +357,28 @@ def _spectrum(seg: np.ndarray, bank: _Banks, n_fft: int, hop_length: int, buffer
     stores it. ``buffers`` holds the block-sized work arrays, reused block after block
     (the result is a view into one of them).
     """
-    frames = np.lib.stride_tricks.sliding_window_view(seg, n_fft)[::hop_length]
-    t = frames.shape[0]
+    t = 1 + (seg.size - n_fft) // hop_length
     if buffers.get("frames") is None or buffers["frames"].shape[0] < t:
         buffers["frames"] = np.empty((t, n_fft))
         buffers["spectrum"] = np.empty((t, n_fft // 2 + 1), np.complex128)
-    windowed = np.multiply(frames, bank.window, out=buffers["frames"][:t])
+    windowed = buffers["frames"][:t]
+    _window_into(seg, bank.window, hop_length, windowed)
     return np.fft.rfft(windowed, axis=-1, out=buffers["spectrum"][:t])
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_into(seg, window, hop, frames):  # pragma: no cover - compiled
+    """``frames[i] = seg[i * hop : i * hop + n] * window`` in float64 (``seg`` float32, ``n = window.size``).
+
+    The product NumPy takes of the float32 frames and the float64 window (each sample
+    widened to float64, then multiplied), without a strided view's slow loop.
+    """
+    n = window.shape[0]
+    for i in range(frames.shape[0]):
+        src = seg[i * hop : i * hop + n]
+        dst = frames[i]
+        for j in range(n):
+            dst[j] = np.float64(src[j]) * window[j]
 
 
 def _power_to_db(S: np.ndarray, *, amin: float = 1e-10, top_db: float = 80.0) -> np.ndarray:
@@ -398,11 +425,16 @@ def _frame_pass(spectrum, bands, pitch_bins, sr, n_fft, power, peak, valley):  #
       :func:`librosa.stft` stores it);
     - ``peak[i, k]`` / ``valley[i, k]``: mean magnitude of the ``q`` largest / smallest
       bins of contrast band ``k`` (:func:`librosa.feature.spectral_contrast` before
-      its dB step; ``bands[k] = [a, b, q]``);
+      its dB step; ``bands[k] = [a, b, q]``), see :func:`_band_extremes`;
     - the pitch peaks of :func:`librosa.piptrack` on the power, as
       :func:`librosa.estimate_tuning` calls it: bins in ``pitch_bins`` whose power
       exceeds a tenth of the frame's maximum and is a local maximum, with piptrack's
       parabolic interpolation (its arithmetic and float32/float64 types).
+
+    A power is never negative nor NaN (the squares of finite numbers, at most +inf),
+    so the bits of a row read as int32 order as its values do: maxima and minima are
+    taken on those integers, which the compiler vectorizes (float ones it may not
+    reorder).
 
     Returns ``pitch`` (float32 Hz), ``mag`` (float32) and the number of peaks filled.
     """
@@ -417,37 +449,16 @@ def _frame_pass(spectrum, bands, pitch_bins, sr, n_fft, power, peak, valley):  #
         qmax = max(qmax, bands[k, 2])
     lo = np.empty(qmax, np.float32)
     hi = np.empty(qmax, np.float32)
+    work = np.empty(2 * _LANES + 2 * nf, np.int32)  # lane extremes, then candidates
+    top_bits = np.empty(1, np.int32)
+    top_value = top_bits.view(np.float32)  # the frame maximum's bits, read back as a float
     for i in range(t):
         row = power[i]
         _power_row(spectrum[i], row)
+        bits = row.view(np.int32)
         for k in range(bands.shape[0]):
             a, b, q = bands[k, 0], bands[k, 1], bands[k, 2]
-            # q smallest, scanning down (spectra fall with frequency: few insertions)
-            for j in range(q):
-                lo[j] = np.inf
-            top = lo[q - 1]
-            for f in range(b - 1, a - 1, -1):
-                x = row[f]
-                if x < top:
-                    j = q - 1
-                    while j > 0 and lo[j - 1] > x:
-                        lo[j] = lo[j - 1]
-                        j -= 1
-                    lo[j] = x
-                    top = lo[q - 1]
-            # q largest, scanning up
-            for j in range(q):
-                hi[j] = -np.inf
-            bottom = hi[q - 1]
-            for f in range(a, b):
-                x = row[f]
-                if x > bottom:
-                    j = q - 1
-                    while j > 0 and hi[j - 1] < x:
-                        hi[j] = hi[j - 1]
-                        j -= 1
-                    hi[j] = x
-                    bottom = hi[q - 1]
+            _band_extremes(row, bits, a, b, q, work, lo, hi)
             s_lo = 0.0
             s_hi = 0.0
             for j in range(q):
@@ -456,17 +467,19 @@ def _frame_pass(spectrum, bands, pitch_bins, sr, n_fft, power, peak, valley):  #
             valley[i, k] = s_lo / q
             peak[i, k] = s_hi / q
         # piptrack: threshold 0.1 x the frame's maximum, local maxima of the thresholded power
-        ref = row[0]
+        top = bits[0]
         for f in range(1, nf):
-            if row[f] > ref:
-                ref = row[f]
-        ref = np.float32(0.1) * ref
-        for f in range(k0, k1):
-            x0 = row[f]
+            top = max(top, bits[f])
+        top_bits[0] = top
+        ref = np.float32(0.1) * top_value[0]
+        near = row[k0 - 1 : k1 + 1]  # bins k0 - 1 .. k1 (pitch_bins keeps both inside the row)
+        for g in range(1, k1 - k0 + 1):
+            x0 = near[g]
             if not x0 > ref:
                 continue
-            xm = row[f - 1]
-            xp = row[f + 1]
+            f = k0 + g - 1
+            xm = near[g - 1]
+            xp = near[g + 1]
             zm = xm if xm > ref else np.float32(0.0)
             zp = xp if xp > ref else np.float32(0.0)
             if x0 > zm and x0 >= zp:
@@ -478,6 +491,111 @@ def _frame_pass(spectrum, bands, pitch_bins, sr, n_fft, power, peak, valley):  #
                 mag[count] = x0 + np.float32(0.5) * avg * shift
                 count += 1
     return pitch, mag, count
+
+
+#: Lanes of :func:`_band_extremes`' bound: the largest ``q`` it bounds (bands with a
+#: larger ``q`` scan every bin).
+_LANES = 16
+
+
+@numba.njit(cache=True, nogil=True)
+def _band_extremes(row, bits, a, b, q, work, lo, hi):  # pragma: no cover - compiled
+    """The ``q`` smallest bins of ``row[a:b]`` into ``lo[:q]`` (ascending) and the ``q``
+    largest into ``hi[:q]`` (descending), as sorting the band would place them (``inf`` /
+    ``-inf`` where the band has fewer than ``q`` bins).
+
+    Insertion into a running list of ``q`` over every bin (the plain way) pays a
+    mispredicted branch per insertion, dozens per band. Here a bound comes first: the
+    bins, read as int32 ``bits`` (non-negative floats order as their bits), are dealt to
+    :data:`_LANES` lanes (bin ``a + l + _LANES * m`` to lane ``l``) whose minima and
+    maxima the compiler vectorizes; the ``q``-th smallest lane minimum is the smallest
+    of ``q`` distinct bins, so at least ``q`` bins lie at or under it, and on music
+    hardly more (``q`` plus a few). Only those are inserted. Likewise for the largest.
+    The lists hold the same values in the same order as the plain way's, so the sums
+    taken from them are the same to the bit. ``work`` has room for
+    ``2 * _LANES + 2 * (b - a)`` int32.
+    """
+    band = bits[a:b]  # slices throughout: indices known non-negative, so loops vectorize
+    n = band.size
+    lane_lo = work[:_LANES]
+    lane_hi = work[_LANES : 2 * _LANES]
+    if q > _LANES:  # no bound: every bin is a candidate
+        t_lo = np.int32(0x7FFFFFFF)
+        t_hi = np.int32(-1)
+    elif q == 1 and n > 0:  # the band's minimum and maximum themselves
+        t_lo = band[0]
+        t_hi = band[0]
+        for f in range(1, n):
+            t_lo = min(t_lo, band[f])
+            t_hi = max(t_hi, band[f])
+    else:
+        for l in range(_LANES):
+            lane_lo[l] = 0x7FFFFFFF  # lanes left empty (n < _LANES) bound nothing
+            lane_hi[l] = -1
+        whole = n - n % _LANES
+        for f in range(0, whole, _LANES):
+            chunk = band[f : f + _LANES]
+            for l in range(_LANES):
+                lane_lo[l] = min(lane_lo[l], chunk[l])
+                lane_hi[l] = max(lane_hi[l], chunk[l])
+        rest = band[whole:]
+        for l in range(rest.size):
+            lane_lo[l] = min(lane_lo[l], rest[l])
+            lane_hi[l] = max(lane_hi[l], rest[l])
+        t_lo = _kth(lane_lo, q, False)
+        t_hi = _kth(lane_hi, q, True)
+    cand_lo = work[2 * _LANES : 2 * _LANES + n]  # indices of the candidates into the band
+    cand_hi = work[2 * _LANES + n : 2 * _LANES + 2 * n]
+    n_lo = 0
+    n_hi = 0
+    for f in range(n):  # branch-free: written every time, kept when it qualifies
+        v = band[f]
+        cand_lo[n_lo] = f
+        n_lo += v <= t_lo
+        cand_hi[n_hi] = f
+        n_hi += v >= t_hi
+    values = row[a:b]
+    for j in range(q):
+        lo[j] = np.inf
+        hi[j] = -np.inf
+    top = lo[q - 1]
+    for c in range(n_lo):
+        x = values[cand_lo[c]]
+        if x < top:
+            j = q - 1
+            while j > 0 and lo[j - 1] > x:
+                lo[j] = lo[j - 1]
+                j -= 1
+            lo[j] = x
+            top = lo[q - 1]
+    bottom = hi[q - 1]
+    for c in range(n_hi):
+        x = values[cand_hi[c]]
+        if x > bottom:
+            j = q - 1
+            while j > 0 and hi[j - 1] < x:
+                hi[j] = hi[j - 1]
+                j -= 1
+            hi[j] = x
+            bottom = hi[q - 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _kth(values, k, largest):  # pragma: no cover - compiled
+    """The ``k``-th smallest (``largest``: largest) of ``values``, ``1 <= k <= values.size``."""
+    n = values.shape[0]
+    v = values[0]
+    for l in range(n):
+        v = values[l]
+        beyond = 0
+        equal = 0
+        for j in range(n):
+            w = values[j]
+            beyond += (w > v) if largest else (w < v)
+            equal += w == v
+        if beyond < k <= beyond + equal:
+            break
+    return v
 
 
 @numba.njit(cache=True, nogil=True)
@@ -525,30 +643,40 @@ def _zero_crossings(seg, t, hop, frame_length, threshold):  # pragma: no cover -
     ``threshold`` of zero count as positive, and a frame's first sample has no crossing.
     Returns the counts (float64); divide by ``frame_length`` for the rate.
     """
-    # prefix counts P(m) = crossings between samples 0..m, read at frame starts and ends
-    start = np.zeros(t, np.int64)
-    end = np.zeros(t, np.int64)
+    # P(m): crossings between samples 0..m (a crossing at m when seg[m - 1], seg[m] differ
+    # in sign); a frame's count is P(end) - P(start), each 0 past the samples. P is summed
+    # hop by hop (loops without branches, which the compiler vectorizes), and P(end) is
+    # P at the hop boundary nearest it, corrected by the few samples between.
     n = min(seg.size, (t - 1) * hop + frame_length)
-    total = 0
-    prev = seg[0] < -threshold
-    j_start = 1  # frame 0 starts at sample 0 with P(0) = 0
-    j_end = 0
-    next_start = hop
-    next_end = frame_length - 1
-    for m in range(1, n):
-        neg = seg[m] < -threshold
-        if neg != prev:
-            total += 1
-        prev = neg
-        if m == next_start and j_start < t:
-            start[j_start] = total
-            j_start += 1
-            next_start += hop
-        if m == next_end and j_end < t:
-            end[j_end] = total
-            j_end += 1
-            next_end += hop
-    return (end - start).astype(np.float64)
+    n_hops = (n - 1) // hop  # whole hops within samples 1..n-1
+    at_hop = np.zeros(n_hops + 1, np.int64)  # P(c * hop)
+    for c in range(n_hops):
+        at_hop[c + 1] = at_hop[c] + _crossings(seg, c * hop, (c + 1) * hop, threshold)
+    counts = np.zeros(t)
+    for j in range(t):
+        p_start = at_hop[j] if j <= n_hops else 0
+        e = j * hop + frame_length - 1
+        if e >= n:
+            p_end = 0
+        else:
+            c = e // hop
+            if c < n_hops and (c + 1) * hop - e < e - c * hop:
+                p_end = at_hop[c + 1] - _crossings(seg, e, (c + 1) * hop, threshold)
+            else:
+                p_end = at_hop[c] + _crossings(seg, c * hop, e, threshold)
+        counts[j] = p_end - p_start
+    return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _crossings(seg, m0, m1, threshold):  # pragma: no cover - compiled
+    """Sign changes between neighbours ``seg[m - 1], seg[m]`` for ``m0 < m <= m1``."""
+    before = seg[m0:m1]
+    after = seg[m0 + 1 : m1 + 1]  # slices, so indices are known non-negative: a vectorized loop
+    c = 0
+    for m in range(before.size):
+        c += (after[m] < -threshold) != (before[m] < -threshold)
+    return c
 
 
 def _check_signal(y: np.ndarray) -> np.ndarray:
