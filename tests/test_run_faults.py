@@ -200,3 +200,17 @@ def test_killing_the_runs_process_group_stops_its_kernel_and_workers(tmp_path, s
     else:  # killed outright: the report still says the run never finished
         assert proc.returncode == -signal.SIGKILL
         assert 'id="audioreg-run-unfinished"' in index
+
+
+@pytest.mark.slow  # the kernel's death takes nbclient a few seconds to notice
+def test_a_kernel_that_dies_is_a_failed_stage_and_one_line(tmp_path, capsys, monkeypatch):
+    """Not a traceback: a kernel killed (as for lack of memory) fails its stage in the report and
+    on the command line, and leaves no executed notebook under its final name."""
+    project = _project(tmp_path, **{"02_extract": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"})
+    monkeypatch.chdir(project)
+    rc = cli.main(["run", "--run-id", "k", "--only", "01_ingest,02_extract"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("audioreg: error: 02_extract failed: its kernel died"), err
+    index = (project / "reports" / "k" / "index.html").read_text(encoding="utf-8")
+    assert "This run failed at" in index and "its kernel died" in index
+    assert not (project / "runs" / "k" / "02_extract.ipynb").exists()

@@ -304,6 +304,11 @@ def _explain(exc: BaseException, stage: str | None, *, where: Path, work: Path, 
     if isinstance(exc, OSError) and is_out_of_space(exc):
         folder = Path(exc.filename).parent if getattr(exc, "filename", None) else where
         return NoSpaceError(out_of_space(folder) + stopped), "failed", one_line(exc)
+    from nbclient.exceptions import DeadKernelError
+
+    if isinstance(exc, DeadKernelError) and stage:
+        why = "its kernel died (killed from outside, or for lack of memory: see the system log)"
+        return RunError(f"{stage} failed: {why}{stopped}"), "failed", why
     return exc, "failed", one_line(exc)
 
 
