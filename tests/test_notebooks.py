@@ -352,6 +352,30 @@ def test_predict_lists_broken_files_and_writes_every_readable_one(smoke_run, pre
         assert df["key_prob"].between(0, 1).all() and df["time_signature_prob"].between(0, 1).all()
 
 
+@pytest.mark.parametrize("model", ["rf", "dsp"])
+def test_predict_with_a_side_process_gives_the_same_rows(smoke_run, predict_folder, model):
+    """Loudness and expert estimates computed in the side process, or here: the same rows and
+    failures; a side process that dies leaves the rest computed here, still the same."""
+    import os
+    import signal
+
+    from audioreg import predict as pr
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: predict runs without a side process")
+    predictor = pr.load(smoke_run.run_dir, model)
+    plain, plain_failures = pr.predict([predict_folder], predictor)
+    with pr.SideProcess(experts=True) as side:
+        assert side.pool is not None
+        beside, beside_failures = pr.predict([predict_folder], predictor, side=side)
+        for pid in list(side.pool._processes):  # the worker dies (as a crashed decoder would take it)
+            os.kill(pid, signal.SIGKILL)
+        orphaned, orphaned_failures = pr.predict([predict_folder], predictor, side=side)
+    for df, failures in ((beside, beside_failures), (orphaned, orphaned_failures)):
+        pd.testing.assert_frame_equal(df.drop(columns="seconds"), plain.drop(columns="seconds"), check_exact=True)
+        pd.testing.assert_frame_equal(failures, plain_failures)
+
+
 def test_predict_reports_its_coverage_and_the_run_keeps_it(smoke_run, predict_folder, tmp_path, capsys):
     cli.main(["predict", str(predict_folder / "a"), "--run", str(smoke_run.run_dir), "--model", "gru",
               "--out", str(tmp_path / "p.csv"), "--no-progress"])

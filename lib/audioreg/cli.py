@@ -161,12 +161,21 @@ def _predict(args) -> int:
     from . import atomic
     from . import predict as pr
 
+    side = None
     try:
+        if args.model != "dsp":  # loudness and expert estimates in a second process, started before the model loads
+            side = pr.SideProcess(pr.needs_experts(args.run, args.model))
         predictor = pr.load(args.run, args.model)
     except (FileNotFoundError, ValueError, CheckpointError) as exc:
+        if side is not None:
+            side.close()
         print(f"audioreg: error: {exc}", file=sys.stderr)
         return 2
-    df, failures = pr.predict(args.paths, predictor, progress=not args.no_progress)
+    try:
+        df, failures = pr.predict(args.paths, predictor, progress=not args.no_progress, side=side)
+    finally:
+        if side is not None:
+            side.close()
     atomic.write_csv(args.out, df)
     atomic.write_csv(pr.failures_path(args.out), failures)
     for f in failures.to_dict(orient="records"):

@@ -10,12 +10,21 @@ forest's key and time_signature by the share of its trees that agree). ``dsp`` g
 the expert estimators measure (tempo, key, mode, loudness) and leaves the rest empty.
 
 An unreadable file is listed with its reason and never stops the batch.
+
+On a machine with two cores or more, ``audioreg predict`` with a trained model computes what a
+file needs besides its frame features (its BS.1770 loudness and, for a model that takes them,
+the expert estimates) in a second process (:class:`SideProcess`), started before the model is
+loaded: its imports (scipy.signal, librosa) and work overlap this process's (torch or
+scikit-learn, decoding, features, the model). The values are the same either way.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
+import multiprocessing
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +75,23 @@ class Predictor:
         return self.kind == "dsp" or self.experts
 
 
+def _run_params(run_dir: Path) -> dict:
+    from .params import load_yaml
+
+    return load_yaml(run_dir / "params.yaml") if (run_dir / "params.yaml").is_file() else {}
+
+
+def needs_experts(run: str | os.PathLike | None, kind: str) -> bool:
+    """Whether predicting with ``kind`` (of ``runs/<run_id>``) takes the expert estimates: always
+    for ``dsp``; for a trained model, as its run's parameters say (``rf_expert_inputs``,
+    ``expert_inputs``)."""
+    if kind == "dsp":
+        return True
+    if run is None:
+        return False
+    return bool(_run_params(Path(run)).get("rf_expert_inputs" if kind == "rf" else "expert_inputs", False))
+
+
 def load(run: str | os.PathLike | None, kind: str) -> Predictor:
     """The predictor of ``runs/<run_id>`` (``kind`` rf or gru), or the experts (``dsp``, no run needed)."""
     if kind not in MODELS:
@@ -78,7 +104,6 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
 
     from . import store
     from .features import frames
-    from .params import load_yaml
 
     run_dir = Path(run)
     pointer = run_dir / kind / "model.json"
@@ -89,13 +114,12 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
     if info.get("feature_version", frames.FEATURE_VERSION) != frames.FEATURE_VERSION:
         raise ValueError(f"{pointer}: the model was trained on features version {info['feature_version']}; this "
                          f"install computes version {frames.FEATURE_VERSION}: retrain it")
-    params = load_yaml(run_dir / "params.yaml") if (run_dir / "params.yaml").is_file() else {}
+    params = _run_params(run_dir)
     folder = Path(info["model_dir"])
     if kind == "rf":
         import joblib
 
         model = joblib.load(folder / "model.joblib")
-        experts = bool(params.get("rf_expert_inputs", False))
     else:
         from .models import CheckpointError, GRURegressor
 
@@ -104,7 +128,7 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
         except CheckpointError as exc:  # the best epoch's weights are lost: only training again brings them back
             raise CheckpointError(f"{exc}. For this run: rerun notebook 05_gru with its parameters, e.g. `audioreg run "
                                   f"-f {run_dir / 'params.yaml'} --run-id {run_dir.name} --only 05_gru`") from exc
-        experts = bool(params.get("expert_inputs", False))
+    experts = needs_experts(run_dir, kind)
     name = {sub: model for model, sub in store.MODEL_DIRS.items()}[kind]
     table = store.conformal({**params, "root": str(run_dir.parent.parent), "run_id": run_dir.name}).get(name)
     half = {} if table is None else table["half_width"].to_dict()
@@ -204,16 +228,104 @@ def add_intervals(df: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
     return df
 
 
-def predict(paths, predictor: Predictor, *, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(predictions, failures)`` for the audio files named by ``paths``."""
+def side_values(path: str, experts: bool) -> dict:
+    """What a file's prediction needs besides its frame features: ``lufs``, its integrated
+    loudness over its original channels, and ``experts``, the expert estimates of its mono
+    decoding (None unless ``experts``)."""
+    from .data.audio import load_audio, measure_loudness
+    from .features import experts as ex
+    from .features import frames
+
+    values = None
+    if experts:
+        y, _ = load_audio(path, sr=frames.SR)
+        values = ex.estimate_all(y, sr=frames.SR)
+    return {"lufs": measure_loudness(path), "experts": values}
+
+
+def _warm_side(experts: bool) -> None:
+    """Import what :func:`side_values` needs, as the side process starts."""
+    from .data import loudness  # noqa: F401 - scipy.signal
+
+    if experts:
+        from .features import experts as ex
+
+        ex.librosa_beat()
+        import librosa.feature  # noqa: F401 - chroma_cqt
+
+
+class SideProcess:
+    """One worker process that computes :func:`side_values` of the files, ahead of this process.
+
+    Create it first (before the model is loaded: a fork before torch starts its threads, and its
+    imports overlap this process's); :func:`predict` then submits every file and takes each
+    file's values when it needs them. Disabled (``pool`` None: :func:`predict` computes in this
+    process) where fork is not the start method or there is one core. A worker that dies is
+    replaced by computing here, for that file and the rest.
+    """
+
+    def __init__(self, experts: bool):
+        self.experts = bool(experts)
+        self.pool = None
+        if sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1:
+            self.pool = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+                                               initializer=_warm_side, initargs=(self.experts,))
+            self.pool.submit(os.getpid)  # start it now: its imports run while the model loads
+
+    def submit(self, path: Path) -> cf.Future | None:
+        if self.pool is None:
+            return None
+        try:
+            return self.pool.submit(side_values, str(path), self.experts)
+        except cf.process.BrokenProcessPool:  # it died before this file: computed here
+            self.close()
+            return None
+
+    def result(self, future: cf.Future | None, path: Path) -> dict:
+        """``side_values`` of ``path`` from the side process, or computed here when it has none or died."""
+        if future is not None:
+            try:
+                return future.result()
+            except cf.process.BrokenProcessPool:
+                log.warning("the side process died; computing loudness and expert estimates here")
+                self.close()
+        return side_values(str(path), self.experts)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+    def __enter__(self) -> "SideProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def predict(paths, predictor: Predictor, *, progress: bool = False,
+            side: SideProcess | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(predictions, failures)`` for the audio files named by ``paths``; with ``side`` (a
+    :class:`SideProcess` for ``predictor.needs_experts()``), each file's loudness and expert
+    estimates come from it, computed while this process decodes, extracts and predicts."""
     from tqdm.auto import tqdm
 
+    from .data.audio import load_audio
+    from .features import frames
+
     files, failures = audio_paths(paths)
+    ahead = [side.submit(p) for p in files] if side is not None else [None] * len(files)
     rows = []
-    for path in tqdm(files, desc="predict", unit="file", disable=not progress):
+    for path, future in tqdm(list(zip(files, ahead)), desc="predict", unit="file", disable=not progress):
         t0 = time.perf_counter()
         try:
-            out = predict_file(path, predictor)
+            if side is None:
+                out = predict_file(path, predictor)
+            else:
+                y, _ = load_audio(path, sr=frames.SR)
+                feats = frames.extract_features(y=y, sr=frames.SR) if predictor.kind != "dsp" else None
+                values = side.result(future, path)
+                out = predict_signal(y, values["lufs"], predictor, feats=feats, expert_values=values["experts"])
         except Exception as exc:  # one bad file never stops the batch: list it with its reason
             failures.append({"path": str(path), "reason": one_line(exc)})
             continue
