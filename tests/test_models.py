@@ -8,6 +8,7 @@ import torch
 from sklearn.model_selection import GroupKFold
 
 from audioreg.models import forest, network
+from audioreg.models.moments import streaming_moments
 from audioreg.targets import TARGETS
 
 
@@ -59,7 +60,7 @@ def test_aggregate_streams_chunks_exactly():
     # Many tiny chunks must combine to the same moments as one pass.
     rng = np.random.default_rng(1)
     seq = (1e4 + rng.normal(size=(101, 3))).astype(np.float32)  # large offset: no cancellation
-    n, mean, m2 = forest._streaming_moments(seq, chunk_frames=7)
+    n, mean, m2 = streaming_moments(seq, chunk_frames=7)
     assert n == 101
     np.testing.assert_allclose(mean, seq.astype(np.float64).mean(axis=0), rtol=1e-13)
     np.testing.assert_allclose(np.sqrt(m2 / n), seq.astype(np.float64).std(axis=0), rtol=1e-9)

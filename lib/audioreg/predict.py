@@ -28,12 +28,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ._pandas import pd
 
 from .errors import one_line
 from .targets import TARGETS
+
+if TYPE_CHECKING:  # imported where a table is made: the side process starts before pandas loads
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +124,10 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
 
         model = joblib.load(folder / "model.joblib")
     else:
-        from .models import CheckpointError, GRURegressor
+        from .errors import CheckpointError
 
         try:
-            model = GRURegressor.from_checkpoint(folder / "best.pt", device="cpu")
+            model = TrainedGRU(folder / "best.pt")
         except CheckpointError as exc:  # the best epoch's weights are lost: only training again brings them back
             raise CheckpointError(f"{exc}. For this run: rerun notebook 05_gru with its parameters, e.g. `audioreg run "
                                   f"-f {run_dir / 'params.yaml'} --run-id {run_dir.name} --only 05_gru`") from exc
@@ -133,6 +136,25 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
     table = store.conformal({**params, "root": str(run_dir.parent.parent), "run_id": run_dir.name}).get(name)
     half = {} if table is None else table["half_width"].to_dict()
     return Predictor(kind, model, experts, half, table)
+
+
+class TrainedGRU:
+    """A trained GRU as prediction needs it: the network and checkpoint of a ``best.pt``
+    (:func:`audioreg.models.train.load_best_checkpoint`: checked against the ``last.pt`` beside
+    it, rebuilt from it where it holds the best epoch) and
+    :func:`audioreg.models.train.predict_table`, on the CPU: the same predictions as
+    :meth:`audioreg.models.GRURegressor.predict_table`, without importing scikit-learn (about 1 s
+    of a one-file prediction), which the estimator class needs for its contract."""
+
+    def __init__(self, path: str | os.PathLike):
+        from .models.train import load_best_checkpoint
+
+        self.net, self.checkpoint = load_best_checkpoint(path, device="cpu")
+
+    def predict_table(self, sequences) -> pd.DataFrame:
+        from .models.train import predict_table
+
+        return predict_table((self.net, self.checkpoint), sequences, device="cpu")
 
 
 def _inputs(y: np.ndarray, lufs: float, predictor: Predictor, *, feats: np.ndarray | None = None,
@@ -149,6 +171,8 @@ def _inputs(y: np.ndarray, lufs: float, predictor: Predictor, *, feats: np.ndarr
     if predictor.needs_experts():
         values = experts.estimate_all(y, sr=sr) if expert_values is None else expert_values
         row.update({f"dsp_{k}": v for k, v in values.items()})
+    from ._pandas import pd
+
     return feats, pd.DataFrame([row])
 
 
@@ -310,6 +334,7 @@ def predict(paths, predictor: Predictor, *, progress: bool = False,
     estimates come from it, computed while this process decodes, extracts and predicts."""
     from tqdm.auto import tqdm
 
+    from ._pandas import pd
     from .data.audio import load_audio
     from .features import frames
 

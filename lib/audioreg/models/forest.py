@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from audioreg.errors import NotEnoughData
+from audioreg.models.moments import streaming_moments
 from audioreg.params import estimator_settings
 
 logger = logging.getLogger(__name__)
@@ -32,9 +33,6 @@ __all__ = [
     "standardized_mse_score",
 ]
 
-#: Frames read at a time when streaming over a (possibly memory-mapped) sequence.
-_CHUNK_FRAMES = 8192
-
 #: Default search space of :func:`fit_rf_search`, sized for a few hundred songs.
 DEFAULT_RF_PARAM_DISTRIBUTIONS: dict[str, list[Any]] = {
     "n_estimators": [100, 200, 400],
@@ -47,49 +45,6 @@ DEFAULT_RF_PARAM_DISTRIBUTIONS: dict[str, list[Any]] = {
 # --------------------------------------------------------------------------------------------
 # Song-level aggregation
 # --------------------------------------------------------------------------------------------
-
-
-def _streaming_moments(
-    frames: np.ndarray, *, chunk_frames: int = _CHUNK_FRAMES
-) -> tuple[int, np.ndarray, np.ndarray]:
-    """Count, mean and sum of squared deviations of every column, read in chunks.
-
-    Chunks are combined with Chan et al.'s pairwise update in float64, so a memory-mapped
-    array is never loaded whole and the result does not suffer from the cancellation of the
-    naive ``E[x^2] - E[x]^2`` formula.
-
-    Parameters
-    ----------
-    frames : np.ndarray [shape=(t, d)]
-        One sequence of frames (an ``np.memmap`` works).
-    chunk_frames : int
-        Frames read per chunk.
-
-    Returns
-    -------
-    n : int
-        Number of frames ``t``.
-    mean : np.ndarray [shape=(d,), dtype=float64]
-    m2 : np.ndarray [shape=(d,), dtype=float64]
-        Sum of squared deviations from the mean (``var = m2 / n``).
-    """
-    if frames.ndim != 2:
-        raise ValueError(f"expected a 2-D [time, features] array, got shape {frames.shape}")
-    n_frames, n_dims = frames.shape
-    n = 0
-    mean = np.zeros(n_dims, dtype=np.float64)
-    m2 = np.zeros(n_dims, dtype=np.float64)
-    for start in range(0, n_frames, chunk_frames):
-        block = np.asarray(frames[start : start + chunk_frames], dtype=np.float64)
-        n_block = block.shape[0]
-        block_mean = block.mean(axis=0)
-        block_m2 = np.square(block - block_mean).sum(axis=0)
-        total = n + n_block
-        delta = block_mean - mean
-        mean += delta * (n_block / total)
-        m2 += block_m2 + np.square(delta) * (n * n_block / total)
-        n = total
-    return n, mean, m2
 
 
 def aggregate(sequences: Iterable[np.ndarray]) -> np.ndarray:
@@ -124,7 +79,7 @@ def aggregate(sequences: Iterable[np.ndarray]) -> np.ndarray:
             n_dims = seq.shape[1]
         elif seq.shape[1] != n_dims:
             raise ValueError(f"sequence {i} has {seq.shape[1]} features, expected {n_dims}")
-        n, mean, m2 = _streaming_moments(seq)
+        n, mean, m2 = streaming_moments(seq)
         rows.append(np.concatenate([mean, np.sqrt(m2 / n)]))
     if not rows:
         raise ValueError("no sequences to aggregate")

@@ -49,7 +49,7 @@ from audioreg import atomic
 from audioreg._pandas import pd
 from audioreg.device import resolve_device
 from audioreg.errors import CheckpointError, one_line
-from audioreg.models.forest import _streaming_moments
+from audioreg.models.moments import streaming_moments
 from audioreg.targets import TARGETS
 from audioreg.models.coding import TargetCoding
 from audioreg.models.network import GRUConfig, GRUNet
@@ -154,7 +154,7 @@ def fit_normalizers(
     for i, seq in enumerate(sequences):
         if seq.ndim != 2 or seq.shape[0] == 0:
             raise ValueError(f"sequence {i}: expected non-empty [time, features], got {seq.shape}")
-        n, mean, m2 = _streaming_moments(seq)
+        n, mean, m2 = streaming_moments(seq)
         if mean_total is None:
             n_total, mean_total, m2_total = n, mean, m2
             continue
