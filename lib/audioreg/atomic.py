@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 __all__ = ["temp_path", "writing", "write_with", "write_bytes", "write_text", "write_json", "write_yaml",
-           "save_npy", "write_csv", "remove_stale_temps", "locked"]
+           "save_npy", "write_csv", "remove_stale_temps", "locked", "lock_beside"]
 
 log = logging.getLogger(__name__)
 
@@ -213,3 +213,11 @@ def locked(path: str | os.PathLike, *, doing: str = "holding it") -> Iterator[Pa
             yield path
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def lock_beside(folder: str | os.PathLike, *, doing: str):
+    """:func:`locked` on ``<folder>.lock``, beside ``folder``: the lock of a folder that is built
+    (and may be deleted and rebuilt) while it is held; a process that waits logs ``waiting for
+    another process <doing> <folder>``."""
+    folder = Path(folder)
+    return locked(folder.with_name(folder.name + ".lock"), doing=f"{doing} {folder}")

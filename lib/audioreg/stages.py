@@ -98,20 +98,21 @@ def _fresh_dir(path: Path) -> Path:
 
 
 def _building(folder: Path):
-    """The lock of the cache folder ``folder``: ``<folder>.lock`` beside it (so that
-    :func:`_fresh_dir` deleting the folder keeps it), held while the folder is checked and built."""
-    return atomic.locked(folder.with_name(folder.name + ".lock"), doing=f"building {folder}")
+    """The lock of the cache folder ``folder`` (:func:`audioreg.atomic.lock_beside`: beside it,
+    so that :func:`_fresh_dir` deleting the folder keeps it), held while it is checked and built."""
+    return atomic.lock_beside(folder, doing="building")
 
 
 def _build_once(folder: Path, load, build):
-    """``load()`` the cache folder ``folder`` if its ``meta.json`` says it is complete, else
-    ``build()`` it, under its lock (:func:`_building`). A process that waited for another
-    building it finds the folder complete and loads it."""
-    if (folder / "meta.json").is_file():
-        return load()
+    """``load()`` the cache folder ``folder`` if its ``meta.json`` says it is complete and
+    ``load`` finds it sound (it returns None when the folder needs work), else ``build()`` it,
+    under its lock (:func:`_building`), checking again there: a process that waited for
+    another building it finds the folder done and loads it."""
+    if (folder / "meta.json").is_file() and (done := load()) is not None:
+        return done
     with _building(folder):
-        if (folder / "meta.json").is_file():
-            return load()
+        if (folder / "meta.json").is_file() and (done := load()) is not None:
+            return done
         return build()
 
 
@@ -362,33 +363,30 @@ def features(params, *, checksum: bool = True) -> FeaturesResult:
                   # the torch path agrees within tolerance, not bit for bit: its arrays get their own folder
                   **({"computed_with": "torch"} if torch_device is not None else {})})
     out = cfg.data_dir / "features" / key
+    problems: list[str] = []  # what the last check found wrong with the folder
 
-    def sound(*, quiet: bool = False) -> FeaturesResult | None:
-        """The complete folder, if nothing in it needs work (:func:`cache_problems`)."""
-        if not (out / "meta.json").is_file():
-            return None
+    def load() -> FeaturesResult | None:
+        """The folder as it is, if nothing in it needs work (:func:`cache_problems`)."""
         index = pd.read_csv(out / "index.csv", dtype={"track_id": str})
         failures = pd.read_csv(out / "failures.csv", dtype={"track_id": str})
-        problems = cache_problems(out, index, failures, checksum=checksum)
-        if problems:
-            if not quiet:
-                log.info("%s: %s; extracting those again", out, "; ".join(problems))
-            return None
-        return FeaturesResult(out, index, failures, key, ingest=ing)
+        problems[:] = cache_problems(out, index, failures, checksum=checksum)
+        return None if problems else FeaturesResult(out, index, failures, key, ingest=ing)
 
-    if (done := sound()) is not None:
-        return done
-    with _building(out):  # one process checks and builds the folder; another waits, then reuses it
-        if (done := sound(quiet=True)) is not None:  # built or repaired by the process we waited for
-            return done
+    def build() -> FeaturesResult:
+        """Extract what the folder lacks: every array the first time; the damaged ones and the
+        transient failures after (finished arrays are complete, verified and reused)."""
+        if problems:
+            log.info("%s: %s; extracting those again", out, "; ".join(problems))
         (out / "meta.json").unlink(missing_ok=True)  # written again last
-        out.mkdir(parents=True, exist_ok=True)  # arrays already there are complete (atomic writes), verified and reused
+        out.mkdir(parents=True, exist_ok=True)
         res = extract.extract_many(ing.manifest[["track_id", "path"]], out, workers=int(cfg["workers"]),
                                    timeout_s=float(cfg["file_timeout_s"]), progress=bool(cfg["progress"]),
                                    scheduler=str(cfg["scheduler"] or "") or None, device=str(cfg["extract_device"]),
                                    batch_size=int(cfg["extract_batch_size"]))
         extract.write_features_meta(out, res, key=key, ingest_key=ing.key, device=str(cfg["extract_device"]))
-    return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused, ingest=ing)
+        return FeaturesResult(out, res.index, res.failures, key, res.computed, res.reused, ingest=ing)
+
+    return _build_once(out, load, build)
 
 
 def cache_problems(out_dir: Path, index: pd.DataFrame, failures: pd.DataFrame, *, checksum: bool) -> list[str]:
@@ -433,9 +431,7 @@ def experts(params) -> ExpertsResult:
     out = cfg.data_dir / "experts" / f"experts-{key}"
 
     def load() -> ExpertsResult | None:
-        """The folder's estimates if it is complete and holds no failure another try may pass."""
-        if not (out / "meta.json").is_file():
-            return None
+        """The folder's estimates if it holds no failure another try may pass."""
         done = ExpertsResult(out, pd.read_csv(out / "experts.csv", dtype={"track_id": str}),
                              pd.read_csv(out / "failures.csv", dtype={"track_id": str}), key)
         return None if _retry(done.failures).any() else done
@@ -461,10 +457,7 @@ def experts(params) -> ExpertsResult:
         atomic.write_json(out / "meta.json", {"key": key, "n_tracks": len(table), "n_failures": len(failures)})
         return ExpertsResult(out, table, failures, key)
 
-    if (done := load()) is not None:
-        return done
-    with _building(out):
-        return load() or build()
+    return _build_once(out, load, build)
 
 
 def _retry(failures: pd.DataFrame) -> pd.Series:

@@ -126,7 +126,7 @@ def fit_model(params, model, X, y, *, data_key: str, **fit_params):
     out = model_dir(cfg, model, data_key=data_key, inputs=inputs)
     out.mkdir(parents=True, exist_ok=True)
     # one process fits (or trains into) a folder at a time; another with the same settings waits, then reuses it
-    with atomic.locked(out.with_name(out.name + ".lock"), doing=f"fitting {out}"):
+    with atomic.lock_beside(out, doing="fitting"):
         fitted = _fit_or_load(cfg, model, X, y, out, data_key=data_key, **fit_params)
     from .features.frames import FEATURE_VERSION
 
