@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 __all__ = ["temp_path", "writing", "write_with", "write_bytes", "write_text", "write_json", "write_yaml",
-           "save_npy", "write_csv", "remove_stale_temps", "locked", "lock_beside"]
+           "save_npy", "write_csv", "write_rows", "remove_stale_temps", "locked", "lock_beside"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,33 @@ def write_csv(path: str | os.PathLike, df) -> Path:
         for c in bad:
             df[c] = df[c].map(utf8_text)
     return write_with(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def write_rows(path: str | os.PathLike, columns, rows) -> Path:
+    """``rows`` (dicts) as a UTF-8 CSV with ``columns``, as :func:`write_csv` writes a DataFrame
+    of them (floats by ``repr``, NaN and None empty, text through :func:`utf8_text`), without
+    importing pandas: for a command that makes no table otherwise (``audioreg extract``)."""
+    import csv
+    import io
+
+    import numpy as np
+
+    def cell(value) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, (bool, np.bool_)):
+            return str(bool(value))
+        if isinstance(value, (int, np.integer)):
+            return str(int(value))
+        if isinstance(value, (float, np.floating)):
+            return "" if value != value else repr(float(value))
+        return utf8_text(str(value))
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([cell(row.get(c)) for c in columns] for row in rows)
+    return write_text(path, buf.getvalue())
 
 
 def utf8_text(value):

@@ -40,7 +40,6 @@ import concurrent.futures as cf
 import contextlib
 import csv
 import errno
-import io
 import logging
 import multiprocessing
 import os
@@ -205,14 +204,22 @@ def read_records(out_dir: str | os.PathLike) -> dict[str, dict]:
         except (KeyError, ValueError):  # a row this version cannot vouch for: its array is recomputed
             continue
     for journal in sorted(out_dir.glob(JOURNAL_GLOB), key=lambda p: p.stat().st_mtime_ns):
-        for line in journal.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and {"file", "n_frames", "duration_s", "crc32"} <= rec.keys():
-                records[rec["file"]] = rec
+        records.update((rec["file"], rec) for rec in _journal_records(journal))
     return records
+
+
+def _journal_records(journal: Path) -> list[dict]:
+    """The complete records of one journal, in order. A torn last line (its writer was killed
+    while writing it) is skipped: the array it was for was never published."""
+    recs = []
+    for line in journal.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and {"file", "n_frames", "duration_s", "crc32"} <= rec.keys():
+            recs.append(rec)
+    return recs
 
 
 def _read_table(path: Path) -> list[dict]:
@@ -223,39 +230,15 @@ def _read_table(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _cell(value) -> str:
-    """A value as ``DataFrame.to_csv`` writes it (floats by ``repr``, NaN and None empty,
-    text UTF-8-safe as :func:`audioreg.atomic.utf8_text` makes it)."""
-    if value is None:
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return "" if value != value else repr(float(value))
-    return atomic.utf8_text(str(value))
-
-
-def write_table(path: str | os.PathLike, columns, rows: list[dict]) -> Path:
-    """``rows`` (dicts) as a UTF-8 CSV with ``columns``, atomically, as ``DataFrame.to_csv``
-    would write them, without importing pandas."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([_cell(row.get(c)) for c in columns] for row in rows)
-    return atomic.write_text(path, buf.getvalue())
-
-
 def _remove_merged_journals(out_dir: Path, index_rows: list[dict]) -> None:
     """Delete the journals whose every record ``index_rows`` now hold (same file, same checksum)."""
     held = {r["file"]: r["crc32"] for r in index_rows}
     for journal in out_dir.glob(JOURNAL_GLOB):
         try:
-            recs = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (ValueError, OSError):
+            recs = _journal_records(journal)
+        except OSError:
             continue
-        if all(held.get(r.get("file")) == r.get("crc32") for r in recs):
+        if all(held.get(r["file"]) == r["crc32"] for r in recs):
             journal.unlink(missing_ok=True)
 
 
@@ -670,8 +653,8 @@ def extract_many(
     order = {tid: i for i, tid in enumerate(files["track_id"])}
     rows.sort(key=lambda r: order[r["track_id"]])
     try:
-        write_table(out_dir / "index.csv", INDEX_COLUMNS, rows)
-        write_table(out_dir / "failures.csv", FAILURE_COLUMNS, failures)
+        atomic.write_rows(out_dir / "index.csv", INDEX_COLUMNS, rows)
+        atomic.write_rows(out_dir / "failures.csv", FAILURE_COLUMNS, failures)
     except OSError as exc:
         if is_out_of_space(exc):
             full = OSError(f"{out_of_space(out_dir)}: could not write index.csv and failures.csv")
