@@ -548,21 +548,22 @@ def _resume_checkpoint(checkpoint_dir: Path) -> dict[str, Any] | None:
         return checkpoint
 
 
-def _best_problem(best_path: Path, checkpoint: Mapping[str, Any]) -> str | None:
-    """What keeps ``best.pt`` from being the best epoch ``checkpoint`` (``last.pt``) records;
-    None when it is that epoch (its number and validation loss match)."""
+def _best_problem(best_path: Path, checkpoint: Mapping[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """``(problem, stored)``: what keeps ``best.pt`` from being the best epoch ``checkpoint``
+    (``last.pt``) records, None when it is that epoch (its number and validation loss match);
+    and ``best.pt`` as read, None when it could not be."""
     try:
         stored = _load(best_path)
     except FileNotFoundError:
-        return f"{best_path} is missing"
+        return f"{best_path} is missing", None
     except CheckpointError as exc:
-        return str(exc)
+        return str(exc), None
     if (stored["epoch"], stored["best_val_loss"]) != (checkpoint["best_epoch"], checkpoint["best_val_loss"]):
-        return f"{best_path} holds epoch {stored['epoch']} (validation loss {stored['best_val_loss']:.6g})"
-    return None
+        return f"{best_path} holds epoch {stored['epoch']} (validation loss {stored['best_val_loss']:.6g})", stored
+    return None, stored
 
 
-def _repair_best(checkpoint_dir: Path, checkpoint: Mapping[str, Any]) -> str | None:
+def _repair_best(checkpoint_dir: Path, checkpoint: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any] | None]:
     """Make ``best.pt`` the epoch ``last.pt`` (``checkpoint``) names as best, where it can be.
 
     ``last.pt`` is written before ``best.pt``: a run killed between the two renames leaves a
@@ -570,19 +571,21 @@ def _repair_best(checkpoint_dir: Path, checkpoint: Mapping[str, Any]) -> str | N
     then a byte-exact ``best.pt``; it is copied over, on every resume, finished runs included,
     and likewise over a ``best.pt`` that is unreadable, missing or of another epoch.
 
-    Returns None when ``best.pt`` is the best epoch (now); otherwise what is wrong with it:
-    ``last.pt`` holds a later epoch, and the best epoch's weights are lost with ``best.pt``.
+    Returns ``(None, best)`` when ``best.pt`` is the best epoch (now), ``best`` being its
+    contents (read once here, for a caller that loads it); otherwise ``(problem, None)``,
+    what is wrong with it: ``last.pt`` holds a later epoch, and the best epoch's weights are
+    lost with ``best.pt``.
     """
     best_path, last_path = checkpoint_dir / "best.pt", checkpoint_dir / "last.pt"
-    problem = _best_problem(best_path, checkpoint)
+    problem, stored = _best_problem(best_path, checkpoint)
     if problem is None:
-        return None
+        return None, stored
     if checkpoint["best_epoch"] != checkpoint["epoch"]:
-        return problem
+        return problem, None
     atomic.write_with(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
     logger.warning("%s, but %s records its own epoch %d as the best: copied from last.pt",
                    problem, last_path, checkpoint["epoch"])
-    return None
+    return None, checkpoint  # best.pt is now a byte copy of last.pt
 
 
 def _lost_best(problem: str, checkpoint: Mapping[str, Any], last_path: Path) -> str:
@@ -618,7 +621,11 @@ def load_checkpoint(
     CheckpointError
         If ``path`` exists but is not a complete checkpoint (e.g. a truncated file).
     """
-    checkpoint = _load(path)
+    return _model_of(_load(path), device=device)
+
+
+def _model_of(checkpoint: Mapping[str, Any], *, device: str | torch.device) -> tuple[GRUNet, Mapping[str, Any]]:
+    """The network a loaded checkpoint stores, on ``device`` in eval mode, and the checkpoint."""
     model = GRUNet(GRUConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model_state"])
     model.to(resolve_device(device)).eval()
@@ -660,14 +667,14 @@ def load_best_checkpoint(
         except CheckpointError as exc:
             raise CheckpointError(f"{exc}; {why_not_last}: {advice}") from exc
     try:
-        problem = _repair_best(path.parent, last)
+        problem, best = _repair_best(path.parent, last)
     except OSError as exc:  # a folder we may not write to: last.pt is that epoch, read it instead
         logger.warning("%s records its own epoch %d as the best, but %s could not be rebuilt from it (%s): "
                        "loaded last.pt instead", last_path, last["epoch"], path, one_line(exc))
         return load_checkpoint(last_path, device=device)
     if problem:
         raise CheckpointError(f"{_lost_best(problem, last, last_path)}: {advice}")
-    return load_checkpoint(path, device=device)
+    return _model_of(best, device=device)  # read once, by the check
 
 
 def _normalizers_to_numpy(normalizers: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -929,7 +936,7 @@ def train_gru(
             logger.warning(
                 "resuming %s with changed settings (stored, now): %s", last_path, changed
             )
-    if checkpoint is not None and (problem := _repair_best(checkpoint_dir, checkpoint)):
+    if checkpoint is not None and (problem := _repair_best(checkpoint_dir, checkpoint)[0]):
         # Resuming would choose among the epochs still to come only; serving last.pt's weights
         # would pass the last epoch off as the one chosen on validation. Start over instead.
         logger.warning("%s; training %s anew (%d epochs) to rebuild it",
