@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class NotEnoughData(ValueError):
     """The data cannot support this stage: too few tracks, labels or parts to train or score.
@@ -28,6 +30,9 @@ def one_line(exc: BaseException) -> str:
 
 #: errno values that mean the output's filesystem is full (or the user's quota is spent).
 _NO_SPACE_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+#: How a full filesystem reads in an error's text: the two errnos' messages, and NumPy's short
+#: write (raised without an errno when ``ndarray.tofile`` fills the disk).
+NO_SPACE_TEXT = re.compile(r"No space left on device|Disk quota exceeded|\d+ requested and \d+ written")
 
 
 def is_out_of_space(exc: BaseException) -> bool:
@@ -39,8 +44,7 @@ def is_out_of_space(exc: BaseException) -> bool:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and (exc.errno in _NO_SPACE_ERRNOS
-                                         or ("requested and" in str(exc) and "written" in str(exc))):
+        if isinstance(exc, OSError) and (exc.errno in _NO_SPACE_ERRNOS or NO_SPACE_TEXT.search(str(exc))):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

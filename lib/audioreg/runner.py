@@ -39,7 +39,7 @@ from typing import Iterable, Iterator, Mapping
 
 from . import atomic
 from . import params as P
-from .errors import NotEnoughData, is_out_of_space, one_line, out_of_space
+from .errors import NO_SPACE_TEXT, NotEnoughData, is_out_of_space, one_line, out_of_space
 from .judge import report
 from .features.numba_cache import ensure_compiled
 from .paths import resolve_root
@@ -313,7 +313,6 @@ def _explain(exc: BaseException, stage: str | None, *, where: Path, work: Path, 
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_NO_SPACE = re.compile(r"No space left on device|Disk quota exceeded|\d+ requested and \d+ written")
 _ERRNO_PATH = re.compile(r"\[Errno (?:28|122)\] [^:\n]+: '([^'\n]+)'")
 
 
@@ -324,7 +323,7 @@ def _kernel_out_of_space(exc, *, default: Path) -> str | None:
     if said:
         return said.group(0)
     text = _ANSI.sub("", "\n".join([exc.evalue or "", *(exc.traceback or [])]))
-    if not _NO_SPACE.search(text):
+    if not NO_SPACE_TEXT.search(text):
         return None
     path = _ERRNO_PATH.search(text)
     return out_of_space(Path(path.group(1)).parent if path else default)
