@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from audioreg.features import frames as F
+from audioreg.features import kernels as K
 from audioreg.features.reference import reference_features
 from conftest import SR, clicks, tone, triad
 
@@ -164,7 +165,7 @@ def test_band_extremes_are_the_ends_of_the_sorted_band():
     zeros and +inf, empty and one-bin bands, q above the lane count and above the band size."""
     rng = np.random.default_rng(0)
     nf = 1025
-    work = np.empty(2 * F._LANES + 2 * nf, np.int32)
+    work = np.empty(2 * K._LANES + 2 * nf, np.int32)
     lo = np.empty(64, np.float32)
     hi = np.empty(64, np.float32)
     for trial in range(400):
@@ -177,7 +178,7 @@ def test_band_extremes_are_the_ends_of_the_sorted_band():
         a = int(rng.integers(0, nf))
         b = int(rng.integers(a, min(nf, a + 500) + 1))
         q = int(rng.integers(1, 40))
-        F._band_extremes(row, row.view(np.int32), a, b, q, work, lo, hi)
+        K._band_extremes(row, row.view(np.int32), a, b, q, work, lo, hi)
         band = np.sort(row[a:b])
         want_lo = np.full(q, np.inf, np.float32)
         want_hi = np.full(q, -np.inf, np.float32)
@@ -203,7 +204,7 @@ def test_zero_crossings_count_each_frame():
         prefix = np.cumsum(crossing[:n])
         start = np.array([prefix[j * hop] if 0 < j * hop < n else 0 for j in range(t)])
         end = np.array([prefix[j * hop + frame_length - 1] if j * hop + frame_length - 1 < n else 0 for j in range(t)])
-        np.testing.assert_array_equal(F._zero_crossings(seg, t, hop, frame_length, threshold), end - start)
+        np.testing.assert_array_equal(K._zero_crossings(seg, t, hop, frame_length, threshold), end - start)
 
 
 def test_stage_timings_cover_the_run():

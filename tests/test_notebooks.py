@@ -353,27 +353,47 @@ def test_predict_lists_broken_files_and_writes_every_readable_one(smoke_run, pre
 
 
 @pytest.mark.parametrize("model", ["rf", "dsp"])
-def test_predict_with_a_side_process_gives_the_same_rows(smoke_run, predict_folder, model):
-    """Loudness and expert estimates computed in the side process, or here: the same rows and
-    failures; a side process that dies leaves the rest computed here, still the same."""
+def test_predict_with_worker_processes_gives_the_same_rows(smoke_run, predict_folder, model):
+    """Each file's inputs (decoding, features, loudness, expert estimates) computed in worker
+    processes, or here: the same rows and failures; workers that die leave the rest computed
+    here, still the same."""
     import os
     import signal
 
     from audioreg import predict as pr
 
     if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("one core: predict runs without a side process")
+        pytest.skip("one core: predict computes every file in its own process")
     predictor = pr.load(smoke_run.run_dir, model)
     plain, plain_failures = pr.predict([predict_folder], predictor)
-    with pr.SideProcess(experts=True) as side:
-        assert side.pool is not None
-        beside, beside_failures = pr.predict([predict_folder], predictor, side=side)
-        for pid in list(side.pool._processes):  # the worker dies (as a crashed decoder would take it)
+    need = {"features": predictor.needs_features(), "experts": predictor.needs_experts()}
+    with pr.Workers([predict_folder], **need) as workers:
+        assert workers.pool is not None and len(workers.pool._processes) >= 2
+        beside, beside_failures = pr.predict([predict_folder], predictor, workers=workers)
+    with pr.Workers([predict_folder], **need) as workers:
+        for pid in list(workers.pool._processes):  # the workers die (as a crashing decoder would take them)
             os.kill(pid, signal.SIGKILL)
-        orphaned, orphaned_failures = pr.predict([predict_folder], predictor, side=side)
+        orphaned, orphaned_failures = pr.predict([predict_folder], predictor, workers=workers)
+        assert workers.pool is None
     for df, failures in ((beside, beside_failures), (orphaned, orphaned_failures)):
         pd.testing.assert_frame_equal(df.drop(columns="seconds"), plain.drop(columns="seconds"), check_exact=True)
         pd.testing.assert_frame_equal(failures, plain_failures)
+    with pytest.raises(ValueError, match="needs features"):  # workers computing less than the model needs
+        pr.predict([predict_folder], predictor, workers=pr.Workers([predict_folder], features=not need["features"],
+                                                                   experts=need["experts"], processes=0))
+
+
+def test_the_predict_command_leaves_the_audio_libraries_to_its_workers(smoke_run, predict_folder, tmp_path):
+    """`audioreg predict --model gru`: the command's own process loads torch and the model, and never
+    imports numba, librosa, scipy.signal or scikit-learn; the workers do, while the model loads
+    (about 1.5 s of a one-file prediction with expert inputs)."""
+    code = ("import sys\nfrom audioreg import cli\n"
+            f"rc = cli.main(['predict', {str(predict_folder)!r}, '--run', {str(smoke_run.run_dir)!r}, '--model', 'gru', "
+            f"'--out', {str(tmp_path / 'p.csv')!r}, '--no-progress'])\n"
+            "print(rc, sorted(m for m in ('numba', 'librosa', 'scipy.signal', 'sklearn', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    assert out == "0 ['torch']"
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 2
 
 
 def test_predicting_with_the_gru_needs_no_scikit_learn_and_predicts_as_the_estimator(smoke_run):

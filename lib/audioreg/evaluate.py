@@ -35,6 +35,7 @@ from .data.audio import SR, AudioDecodeError, load_audio
 from .errors import one_line
 from .features import experts
 from .judge import metrics
+from .paths import MODEL_POINTER
 
 if TYPE_CHECKING:
     from .predict import Predictor
@@ -193,7 +194,7 @@ def load_models(runs: Iterable[str | os.PathLike], kinds: Iterable[str] | None =
     for run in map(Path, runs):
         if not run.is_dir():
             raise FileNotFoundError(f"{run}: no such run folder (expected runs/<run_id>)")
-        wanted = kinds or [k for k in TRAINED if (run / k / "model.json").is_file()]
+        wanted = kinds or [k for k in TRAINED if (run / k / MODEL_POINTER).is_file()]
         if not wanted:
             raise FileNotFoundError(f"{run}: no trained model (rf/model.json or gru/model.json); run notebooks "
                                     f"04_rf and 05_gru with run_id={run.name} first")

@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: What a run keeps of each model, in ``runs/<run_id>/<model dir>/``: the pointer to the saved
+#: model (its folder, inputs and feature version) and its predictions of every part.
+MODEL_POINTER = "model.json"
+PREDICTIONS = "predictions.csv"
+
 
 def _is_project_root(folder: Path) -> bool:
     pyproject = folder / "pyproject.toml"

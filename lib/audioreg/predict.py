@@ -11,11 +11,12 @@ the expert estimators measure (tempo, key, mode, loudness) and leaves the rest e
 
 An unreadable file is listed with its reason and never stops the batch.
 
-On a machine with two cores or more, ``audioreg predict`` with a trained model computes what a
-file needs besides its frame features (its BS.1770 loudness and, for a model that takes them,
-the expert estimates) in a second process (:class:`SideProcess`), started before the model is
-loaded: its imports (scipy.signal, librosa) and work overlap this process's (torch or
-scikit-learn, decoding, features, the model). The values are the same either way.
+On a machine with two cores or more, ``audioreg predict`` computes what each file needs
+besides the model (its decoding, frame features, BS.1770 loudness and, for ``dsp`` or a model
+that takes them, the expert estimates) in worker processes (:class:`Workers`), started before
+the model is loaded: their imports (numba's compiled kernels, scipy.signal, librosa) and work
+overlap this process's (torch or scikit-learn, the model), which never imports them. The values
+are the same either way.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +77,9 @@ class Predictor:
     def needs_experts(self) -> bool:
         return self.kind == "dsp" or self.experts
 
+    def needs_features(self) -> bool:
+        return self.kind != "dsp"
+
 
 def _run_params(run_dir: Path) -> dict:
     from .params import load_yaml
@@ -95,21 +98,31 @@ def needs_experts(run: str | os.PathLike | None, kind: str) -> bool:
     return bool(_run_params(Path(run)).get("rf_expert_inputs" if kind == "rf" else "expert_inputs", False))
 
 
-def load(run: str | os.PathLike | None, kind: str) -> Predictor:
-    """The predictor of ``runs/<run_id>`` (``kind`` rf or gru), or the experts (``dsp``, no run needed)."""
+def model_pointer(run: str | os.PathLike | None, kind: str) -> dict | None:
+    """What ``runs/<run_id>/<kind>/model.json`` says of the trained model (None for ``dsp``),
+    after the checks that need no model loaded.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, a trained model without ``run``, or a model trained on
+        another features version.
+    FileNotFoundError
+        If the run holds no such trained model.
+    """
     if kind not in MODELS:
         raise ValueError(f"--model must be one of {', '.join(MODELS)}, not {kind!r}")
     if kind == "dsp":
-        return Predictor("dsp")
+        return None
     if run is None:
         raise ValueError(f"--model {kind} needs --run runs/<run_id> (a run that trained it)")
     import json
 
-    from . import store
     from .features import frames
+    from .paths import MODEL_POINTER
 
     run_dir = Path(run)
-    pointer = run_dir / kind / "model.json"
+    pointer = run_dir / kind / MODEL_POINTER
     if not pointer.is_file():
         raise FileNotFoundError(f"{pointer}: no trained {kind} model in this run (run notebook "
                                 f"{'04_rf' if kind == 'rf' else '05_gru'} with run_id={run_dir.name})")
@@ -117,7 +130,18 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
     if info.get("feature_version", frames.FEATURE_VERSION) != frames.FEATURE_VERSION:
         raise ValueError(f"{pointer}: the model was trained on features version {info['feature_version']}; this "
                          f"install computes version {frames.FEATURE_VERSION}: retrain it")
-    params = _run_params(run_dir)
+    return info
+
+
+def load(run: str | os.PathLike | None, kind: str) -> Predictor:
+    """The predictor of ``runs/<run_id>`` (``kind`` rf or gru), or the experts (``dsp``, no run
+    needed); raises as :func:`model_pointer` does, or :class:`audioreg.errors.CheckpointError`."""
+    info = model_pointer(run, kind)
+    if info is None:
+        return Predictor("dsp")
+    from .paths import PREDICTIONS
+
+    run_dir = Path(run)
     folder = Path(info["model_dir"])
     if kind == "rf":
         import joblib
@@ -132,8 +156,12 @@ def load(run: str | os.PathLike | None, kind: str) -> Predictor:
             raise CheckpointError(f"{exc}. For this run: rerun notebook 05_gru with its parameters, e.g. `audioreg run "
                                   f"-f {run_dir / 'params.yaml'} --run-id {run_dir.name} --only 05_gru`") from exc
     experts = needs_experts(run_dir, kind)
-    name = {sub: model for model, sub in store.MODEL_DIRS.items()}[kind]
-    table = store.conformal({**params, "root": str(run_dir.parent.parent), "run_id": run_dir.name}).get(name)
+    table = None
+    if (run_dir / kind / PREDICTIONS).is_file():  # the intervals, calibrated on the run's validation predictions
+        from ._pandas import pd
+        from .judge.uncertainty import conformal_of_predictions
+
+        table = conformal_of_predictions(pd.read_csv(run_dir / kind / PREDICTIONS, dtype={"track_id": str}))
     half = {} if table is None else table["half_width"].to_dict()
     return Predictor(kind, model, experts, half, table)
 
@@ -157,43 +185,57 @@ class TrainedGRU:
         return predict_table((self.net, self.checkpoint), sequences, device="cpu")
 
 
-def _inputs(y: np.ndarray, lufs: float, predictor: Predictor, *, feats: np.ndarray | None = None,
-            expert_values: dict | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+def _inputs(y: np.ndarray | None, lufs: float, predictor: Predictor, *, feats: np.ndarray | None = None,
+            expert_values: dict | None = None) -> tuple[np.ndarray | None, pd.DataFrame]:
     """One signal's frame features and its one-row table of track-level values (``feats`` and
-    ``expert_values``: what :func:`predict_signal` was given, computed here when absent)."""
+    ``expert_values``: what :func:`predict_signal` was given, computed from ``y`` when absent)."""
+    from .data.audio import SILENT_LUFS
     from .features import experts, frames
-    from .stages import SILENT_LUFS
 
-    sr = frames.SR
-    if feats is None and predictor.kind != "dsp":
-        feats = frames.extract_features(y=y, sr=sr)
+    if feats is None and predictor.needs_features():
+        feats = frames.extract_features(y=y, sr=frames.SR)
     row = {"lufs": max(lufs, SILENT_LUFS)}
     if predictor.needs_experts():
-        values = experts.estimate_all(y, sr=sr) if expert_values is None else expert_values
+        values = experts.estimate_all(y, sr=frames.SR) if expert_values is None else expert_values
         row.update({f"dsp_{k}": v for k, v in values.items()})
     from ._pandas import pd
 
     return feats, pd.DataFrame([row])
 
 
-def predict_file(path: Path, predictor: Predictor) -> dict:
-    """One file's output row (see the module notes): :func:`predict_signal` of its mono
-    decoding at ``frames.SR`` and its integrated loudness over its original channels."""
+def file_inputs(path: str | os.PathLike, *, features: bool, experts: bool) -> dict:
+    """What a file's prediction needs besides the model, from one decoding of it at ``frames.SR``:
+    ``feats``, its frame features (None unless ``features``); ``lufs``, its integrated loudness
+    over its original channels; ``experts``, the expert estimates (None unless ``experts``); and
+    ``seconds``, the time they took."""
     from .data.audio import load_audio, measure_loudness
+    from .features import experts as ex
     from .features import frames
 
+    t0 = time.perf_counter()
     y, _ = load_audio(path, sr=frames.SR)
-    return predict_signal(y, measure_loudness(path), predictor)
+    out = {"feats": frames.extract_features(y=y, sr=frames.SR) if features else None,
+           "experts": ex.estimate_all(y, sr=frames.SR) if experts else None,
+           "lufs": measure_loudness(path)}
+    return {**out, "seconds": time.perf_counter() - t0}
 
 
-def predict_signal(y: np.ndarray, lufs: float, predictor: Predictor, *, feats: np.ndarray | None = None,
+def predict_file(path: Path, predictor: Predictor) -> dict:
+    """One file's output row (see the module notes): :func:`predict_signal` of its
+    :func:`file_inputs`."""
+    values = file_inputs(path, features=predictor.needs_features(), experts=predictor.needs_experts())
+    return predict_signal(None, values["lufs"], predictor, feats=values["feats"], expert_values=values["experts"])
+
+
+def predict_signal(y: np.ndarray | None, lufs: float, predictor: Predictor, *, feats: np.ndarray | None = None,
                    expert_values: dict | None = None) -> dict:
     """One decoded signal's output row (see the module notes).
 
     Parameters
     ----------
-    y : np.ndarray [shape=(n,)]
-        Mono samples at ``frames.SR``.
+    y : np.ndarray [shape=(n,)] or None
+        Mono samples at ``frames.SR``; may be None when ``feats`` and ``expert_values`` hold
+        all the predictor needs.
     lufs : float
         Its integrated loudness, dB LUFS: :func:`audioreg.data.audio.measure_loudness` of the
         file it was decoded from (the original channels, as the training data was measured),
@@ -210,8 +252,6 @@ def predict_signal(y: np.ndarray, lufs: float, predictor: Predictor, *, feats: n
     out : dict
         The 11 targets and :data:`EXTRA`; ``mode`` is NaN for a model without a mode output.
     """
-    from .stages import TrackSequences, track_inputs
-
     feats, row = _inputs(y, lufs, predictor, feats=feats, expert_values=expert_values)
     out = dict.fromkeys(TARGETS + EXTRA, np.nan)
     if predictor.kind == "dsp":
@@ -220,6 +260,7 @@ def predict_signal(y: np.ndarray, lufs: float, predictor: Predictor, *, feats: n
                    key=key if key >= 0 else -1, mode=row["dsp_mode"].iloc[0] if key >= 0 else np.nan)
         return out
     from .judge.metrics import key_class, meter_class
+    from .models.inputs import TrackSequences, track_inputs
     from .targets import clip_to_valid
 
     if predictor.kind == "rf":
@@ -252,109 +293,126 @@ def add_intervals(df: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
     return df
 
 
-def side_values(path: str, experts: bool) -> dict:
-    """What a file's prediction needs besides its frame features: ``lufs``, its integrated
-    loudness over its original channels, and ``experts``, the expert estimates of its mono
-    decoding (None unless ``experts``)."""
-    from .data.audio import load_audio, measure_loudness
-    from .features import experts as ex
-    from .features import frames
+def _start_worker() -> None:
+    """A worker's first step: the compiled-code cache checked (and filled, on a cold install) by one
+    process at a time, so that no two compile the same function (numba issue 10128). In the worker
+    it costs next to nothing (numba is imported there anyway); the calling process never imports numba."""
+    from .features.numba_cache import ensure_compiled
 
-    values = None
-    if experts:
-        y, _ = load_audio(path, sr=frames.SR)
-        values = ex.estimate_all(y, sr=frames.SR)
-    return {"lufs": measure_loudness(path), "experts": values}
+    ensure_compiled()
 
 
-def _warm_side(experts: bool) -> None:
-    """Import what :func:`side_values` needs, as the side process starts."""
-    from .data import loudness  # noqa: F401 - scipy.signal
-
-    if experts:
-        from .features import experts as ex
-
-        ex.librosa_beat()
-        import librosa.feature  # noqa: F401 - chroma_cqt
+def _worker_inputs(path: str, features: bool, experts: bool) -> dict:
+    """:func:`file_inputs` in a worker process, a failure returned as its one-line reason (an
+    exception raised there need not survive the trip back)."""
+    try:
+        return file_inputs(path, features=features, experts=experts)
+    except Exception as exc:
+        return {"error": one_line(exc)}
 
 
-class SideProcess:
-    """One worker process that computes :func:`side_values` of the files, ahead of this process.
+class Workers:
+    """The :func:`file_inputs` of the audio files named by ``paths``, computed ahead of the caller.
 
-    Create it first (before the model is loaded: a fork before torch starts its threads, and its
-    imports overlap this process's); :func:`predict` then submits every file and takes each
-    file's values when it needs them. Disabled (``pool`` None: :func:`predict` computes in this
-    process) where fork is not the start method or there is one core. A worker that dies is
-    replaced by computing here, for that file and the rest.
+    Create it before the model is loaded: the files are submitted at once to up to
+    ``processes`` forked worker processes, so that their imports (librosa, scipy.signal,
+    numba's compiled kernels) and their work overlap the caller's (torch or scikit-learn, the
+    model); at most a few files wait done ahead of the caller, whatever the batch's size.
+    :func:`predict` then takes each file's values in order (:meth:`inputs`).
+
+    ``processes``: None for one per core (at most one per file); 0 computes every file in the
+    calling process, when it asks, as does a machine with one core or without the fork start
+    method. A worker that dies (a crashing decoder) leaves the rest computed in the calling
+    process. The values are the same either way.
     """
 
-    def __init__(self, experts: bool):
-        self.experts = bool(experts)
+    def __init__(self, paths, *, features: bool, experts: bool, processes: int | None = None):
+        self.files, self.failures = audio_paths(paths)
+        self.features, self.experts = bool(features), bool(experts)
+        if processes is None:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            processes = min(cores, len(self.files)) if cores > 1 else 0
+        if "fork" not in multiprocessing.get_all_start_methods():
+            processes = 0
         self.pool = None
-        if sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1:
-            self.pool = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
-                                               initializer=_warm_side, initargs=(self.experts,))
-            self.pool.submit(os.getpid)  # start it now: its imports run while the model loads
+        self._ahead: dict[int, cf.Future] = {}
+        self._next = 0
+        self._window = 2 * processes + 2
+        if processes > 0:
+            self.pool = cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
+                                               initializer=_start_worker)
+            self._fill()
 
-    def submit(self, path: Path) -> cf.Future | None:
-        if self.pool is None:
-            return None
-        try:
-            return self.pool.submit(side_values, str(path), self.experts)
-        except cf.process.BrokenProcessPool:  # it died before this file: computed here
-            self.close()
-            return None
+    def _fill(self) -> None:
+        while self.pool is not None and self._next < len(self.files) and len(self._ahead) < self._window:
+            try:
+                self._ahead[self._next] = self.pool.submit(_worker_inputs, str(self.files[self._next]),
+                                                          self.features, self.experts)
+            except (cf.process.BrokenProcessPool, RuntimeError):  # it died: the rest are computed here
+                self.close()
+                return
+            self._next += 1
 
-    def result(self, future: cf.Future | None, path: Path) -> dict:
-        """``side_values`` of ``path`` from the side process, or computed here when it has none or died."""
+    def inputs(self, i: int) -> dict:
+        """:func:`file_inputs` of the ``i``-th file (taken in order), from a worker or computed here;
+        raises the file's error (a worker's as :class:`FileError`, its reason as the message)."""
+        future = self._ahead.pop(i, None)
+        self._fill()
         if future is not None:
             try:
-                return future.result()
+                out = future.result()
             except cf.process.BrokenProcessPool:
-                log.warning("the side process died; computing loudness and expert estimates here")
+                log.warning("a worker process died; computing the remaining files' inputs here")
                 self.close()
-        return side_values(str(path), self.experts)
+            else:
+                if "error" in out:
+                    raise FileError(out["error"])
+                return out
+        return file_inputs(self.files[i], features=self.features, experts=self.experts)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
+        self._ahead.clear()
 
-    def __enter__(self) -> "SideProcess":
+    def __enter__(self) -> "Workers":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
+class FileError(Exception):
+    """A file's inputs could not be computed in a worker process; the message is the reason."""
+
+
 def predict(paths, predictor: Predictor, *, progress: bool = False,
-            side: SideProcess | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(predictions, failures)`` for the audio files named by ``paths``; with ``side`` (a
-    :class:`SideProcess` for ``predictor.needs_experts()``), each file's loudness and expert
-    estimates come from it, computed while this process decodes, extracts and predicts."""
+            workers: Workers | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(predictions, failures)`` for the audio files named by ``paths``. With ``workers`` (a
+    :class:`Workers` of the same ``paths`` for this predictor, started before it was loaded),
+    each file's inputs come from it; without, they are computed here, file by file."""
     from tqdm.auto import tqdm
 
     from ._pandas import pd
-    from .data.audio import load_audio
-    from .features import frames
 
-    files, failures = audio_paths(paths)
-    ahead = [side.submit(p) for p in files] if side is not None else [None] * len(files)
+    if workers is None:
+        workers = Workers(paths, features=predictor.needs_features(), experts=predictor.needs_experts(), processes=0)
+    elif (workers.features, workers.experts) != (predictor.needs_features(), predictor.needs_experts()):
+        raise ValueError(f"these workers compute features={workers.features}, experts={workers.experts}; the "
+                         f"{predictor.kind} predictor needs features={predictor.needs_features()}, "
+                         f"experts={predictor.needs_experts()}")
+    failures = list(workers.failures)
     rows = []
-    for path, future in tqdm(list(zip(files, ahead)), desc="predict", unit="file", disable=not progress):
-        t0 = time.perf_counter()
+    for i, path in enumerate(tqdm(workers.files, desc="predict", unit="file", disable=not progress)):
         try:
-            if side is None:
-                out = predict_file(path, predictor)
-            else:
-                y, _ = load_audio(path, sr=frames.SR)
-                feats = frames.extract_features(y=y, sr=frames.SR) if predictor.kind != "dsp" else None
-                values = side.result(future, path)
-                out = predict_signal(y, values["lufs"], predictor, feats=feats, expert_values=values["experts"])
+            values = workers.inputs(i)
+            t0 = time.perf_counter()
+            out = predict_signal(None, values["lufs"], predictor, feats=values["feats"], expert_values=values["experts"])
         except Exception as exc:  # one bad file never stops the batch: list it with its reason
-            failures.append({"path": str(path), "reason": one_line(exc)})
+            failures.append({"path": str(path), "reason": str(exc) if isinstance(exc, FileError) else one_line(exc)})
             continue
-        rows.append({"path": str(path), **out, "seconds": time.perf_counter() - t0})
+        rows.append({"path": str(path), **out, "seconds": values["seconds"] + time.perf_counter() - t0})
     df = pd.DataFrame(rows, columns=["path", *TARGETS, *EXTRA, "seconds"])
     df = add_intervals(df, predictor)
     return df, pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))

@@ -31,12 +31,11 @@ from .params import base_params, digest
 from .errors import NotEnoughData
 from .paths import resolve, resolve_root
 from .data.split import check_no_leakage, group_split, leakage_groups
+from .models.inputs import TRACK_FEATURES, TrackSequences, expert_columns, sequences, track_inputs  # noqa: F401 - the split table's model inputs
 from .targets import TARGETS
 
 log = logging.getLogger(__name__)
 
-#: The loudness recorded for digital silence: BS.1770's absolute gate.
-SILENT_LUFS = -70.0
 INGEST_VERSION = "4"  # 3: each file's integrated loudness (lufs); 4: partial labels, link_table, repeats removed
 SPLIT_VERSION = "3"  # 3: the expert estimates (dsp_*) joined; 2: groups join artists, audio and songs
 EXPERTS_VERSION = "1"
@@ -256,7 +255,7 @@ def _build_ingest(cfg: Config, out: Path, key: str, *, meta_path: Path, audio_di
             continue
         rec = {"track_id": r["track_id"], "path": str(Path(link["path"]).resolve()), "sha256": audio.file_sha256(link["path"]),
                "duration_s": info["duration_s"], "sample_rate": info["sample_rate"], "channels": info["channels"],
-               "lufs": max(lufs, SILENT_LUFS), "link": link["link"], "row": r["row"]}
+               "lufs": max(lufs, audio.SILENT_LUFS), "link": link["link"], "row": r["row"]}
         for col in ("artists", "album_name", "track_name", "track_genre", "mode"):
             if col in usable.columns:
                 rec[col] = r[col]
@@ -566,35 +565,6 @@ def label_counts(table: pd.DataFrame) -> pd.DataFrame:
     return out.astype(int)
 
 
-def sequences(table: pd.DataFrame) -> list[np.ndarray]:
-    """Memory-mapped ``[t, 46]`` feature matrices, in table order (nothing is read yet)."""
-    return [np.load(p, mmap_mode="r") for p in table["file"]]
-
-
-#: Track-level model inputs beside the frame features: the file's integrated loudness over its
-#: original channels (``lufs``, measured at ingest), which the mono frame features cannot see.
-TRACK_FEATURES = ("lufs",)
-
-
-def expert_columns() -> tuple[str, ...]:
-    """The split table's expert columns a model may take as inputs (``dsp_log2_tempo``, ``dsp_key_r0..23``)."""
-    from .features.experts import FEATURES
-
-    return tuple(f"dsp_{name}" for name in FEATURES)
-
-
-def track_inputs(table: pd.DataFrame, *, experts: bool = False) -> pd.DataFrame:
-    """The track-level inputs: :data:`TRACK_FEATURES`, and with ``experts`` the
-    :func:`expert_columns` (a track the experts failed on gets 120 BPM and zero key correlations)."""
-    from .features.experts import NO_BEAT_BPM
-
-    cols = list(TRACK_FEATURES) + (list(expert_columns()) if experts else [])
-    out = table.reindex(columns=cols).astype(np.float64)
-    if experts:
-        out = out.fillna({"dsp_log2_tempo": float(np.log2(NO_BEAT_BPM))}).fillna(0.0)
-    return out
-
-
 def song_features(table: pd.DataFrame, *, experts: bool = False) -> np.ndarray:
     """The forest's inputs: per-song statistics of the frame features
     (:func:`audioreg.models.aggregate`) and the :func:`track_inputs`, ``[n, 92 + 1 (+ 25)]``."""
@@ -609,28 +579,6 @@ def song_feature_names(*, experts: bool = False) -> list[tuple[str, str, int]]:
 
     extra = list(TRACK_FEATURES) + (list(expert_columns()) if experts else [])
     return aggregate_names(frames.feature_names()) + [(name, "track", 0) for name in extra]
-
-
-class TrackSequences(Sequence):
-    """The GRU's inputs: each track's ``[t, 46]`` frames with its :func:`track_inputs`
-    appended to every frame (``[t, 47]``, or ``[t, 72]`` with ``experts``), read from its
-    memmap when indexed (or from ``arrays``, frames already in memory, one per row).
-    ``columns`` names the appended columns."""
-
-    def __init__(self, table: pd.DataFrame, *, experts: bool = False, arrays: Sequence[np.ndarray] | None = None) -> None:
-        self._frames = sequences(table) if arrays is None else list(arrays)
-        inputs = track_inputs(table, experts=experts)
-        self.columns = list(inputs.columns)
-        self._track = inputs.to_numpy(dtype=np.float32)
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        x = np.asarray(self._frames[i], dtype=np.float32)
-        return np.hstack([x, np.broadcast_to(self._track[i], (x.shape[0], self._track.shape[1]))])
 
 
 def model_sequences(table: pd.DataFrame, *, experts: bool = False) -> TrackSequences:

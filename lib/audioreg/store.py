@@ -15,7 +15,9 @@ from . import atomic
 from dataclasses import dataclass
 
 from .judge import metrics, report, uncertainty
+from .judge.metrics import prediction_matrix
 from .params import digest, load_yaml
+from .paths import MODEL_POINTER, PREDICTIONS
 from .stages import MissingArtifactError, config, part, targets
 from .targets import TARGETS
 
@@ -48,9 +50,9 @@ def save_predictions(params, model: str, table: pd.DataFrame, pred: np.ndarray, 
         df[f"pred_{t}"] = pred[:, j]
     if mode is not None:
         df["pred_mode"] = np.asarray(mode, dtype=np.float64)
-    atomic.write_csv(out / "predictions.csv", df)
+    atomic.write_csv(out / PREDICTIONS, df)
     atomic.write_json(out / "params.json", {"model": model, "params": cfg.params, **(extra or {})})
-    return out / "predictions.csv"
+    return out / PREDICTIONS
 
 
 def load_predictions(params, *, split_name: str | None = "test") -> dict[str, pd.DataFrame]:
@@ -59,7 +61,7 @@ def load_predictions(params, *, split_name: str | None = "test") -> dict[str, pd
     cfg = config(params)
     out = {}
     for model, sub in MODEL_DIRS.items():
-        path = cfg.run_dir / sub / "predictions.csv"
+        path = cfg.run_dir / sub / PREDICTIONS
         if path.is_file():
             df = pd.read_csv(path, dtype={"track_id": str})
             out[model] = df if split_name is None else df[df["split"] == split_name].reset_index(drop=True)
@@ -70,11 +72,6 @@ def load_predictions(params, *, split_name: str | None = "test") -> dict[str, pd
     return out
 
 
-def prediction_matrix(df: pd.DataFrame, prefix: str = "pred_") -> np.ndarray:
-    """``[n, 11]`` columns ``<prefix><target>`` of a predictions frame."""
-    return df[[f"{prefix}{t}" for t in TARGETS]].to_numpy(dtype=np.float64)
-
-
 def model_settings(model) -> dict:
     """What a model learns from: its settings, less the ones that only change how a fit runs."""
     run_only = set(getattr(model, "RUN_SETTINGS", ()))
@@ -83,7 +80,7 @@ def model_settings(model) -> dict:
 
 def input_signature(X) -> list | None:
     """What names a model's inputs beyond the data key: the appended columns of frame sequences
-    (:class:`audioreg.stages.TrackSequences`), or a matrix's width; None for anything else."""
+    (:class:`audioreg.models.inputs.TrackSequences`), or a matrix's width; None for anything else."""
     if hasattr(X, "columns"):
         return [str(c) for c in X.columns]
     shape = getattr(X, "shape", None)
@@ -131,7 +128,7 @@ def fit_model(params, model, X, y, *, data_key: str, **fit_params):
     from .features.frames import FEATURE_VERSION
 
     (cfg.run_dir / _kind(model)).mkdir(parents=True, exist_ok=True)
-    atomic.write_json(cfg.run_dir / _kind(model) / "model.json", {"model": type(model).__name__, "model_dir": str(out),
+    atomic.write_json(cfg.run_dir / _kind(model) / MODEL_POINTER, {"model": type(model).__name__, "model_dir": str(out),
                                                                   "inputs": inputs, "feature_version": FEATURE_VERSION})
     return fitted
 
@@ -308,9 +305,7 @@ def conformal(params) -> dict[str, pd.DataFrame]:
     half-widths calibrated on its validation predictions, coverage measured on its test predictions."""
     out = {}
     for model, df in load_predictions(params, split_name=None).items():
-        val, test = df[df["split"] == "val"], df[df["split"] == "test"]
-        out[model] = uncertainty.conformal_table(prediction_matrix(val, "true_"), prediction_matrix(val),
-                                                 prediction_matrix(test, "true_"), prediction_matrix(test))
+        out[model] = uncertainty.conformal_of_predictions(df)
     return out
 
 

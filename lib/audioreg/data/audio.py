@@ -269,6 +269,10 @@ def _ogg_truncated(fh) -> bool:
     return base + end > size or not tail[i + 5] & 0x04
 
 
+#: The loudness recorded for digital silence, as a model input: BS.1770's absolute gate, dB LUFS.
+SILENT_LUFS = -70.0
+
+
 def measure_loudness(path: str | os.PathLike) -> float:
     """Integrated loudness (dB LUFS, ITU-R BS.1770) of a file's original channels at its own
     sample rate, decoded block by block (:class:`audioreg.data.loudness.LoudnessMeter`).

@@ -1,6 +1,6 @@
-"""The features layer: pure feature functions, the compiled frame pass, the naive reference,
-the torch batch path, the expert (DSP) estimators of tempo and key, the extraction driver and
-the compiled-code cache guard.
+"""The features layer: pure feature functions, the one-pass frame features (``frames``, whose
+compiled loops are ``kernels``), the naive reference, the torch batch path, the expert (DSP)
+estimators of tempo and key, the extraction driver and the compiled-code cache guard.
 
 ``audioreg.features.extract_features`` and the settings (``SR``, ``N_FEATURES``...) come
 from :mod:`audioreg.features.frames`; the rest are submodules, imported on first use.
@@ -14,6 +14,6 @@ _FRAMES = ("BLOCKS", "BLOCK_FRAMES", "FEATURE_VERSION", "HOP_LENGTH", "KEEP_POWE
 
 __getattr__, __all__ = attach(
     __name__,
-    ("experts", "extract", "frames", "numba_cache", "reference", "torch_batch"),
+    ("experts", "extract", "frames", "kernels", "numba_cache", "reference", "torch_batch"),
     {**{name: "frames" for name in _FRAMES}, "reference_features": "reference"},
 )

@@ -75,47 +75,93 @@ def _key_of(r: np.ndarray) -> tuple[int, int, float]:
 
 def chroma_cqt_energy(y: np.ndarray, *, sr: int) -> np.ndarray:
     """Pitch-class energy of a signal over its whole length: ``chroma_cqt(norm=None)`` summed, [12]."""
-    import librosa
-
-    return librosa.feature.chroma_cqt(y=np.asarray(y, dtype=np.float32), sr=sr, norm=None).sum(axis=1)
+    return librosa().feature.chroma_cqt(y=np.asarray(y, dtype=np.float32), sr=sr, norm=None).sum(axis=1)
 
 
 def tempo_candidates(y: np.ndarray, *, sr: int) -> dict[str, float]:
     """Global tempo from librosa's beat tracker, with its half and double as the octave
     candidates a label audit compares with: ``{"tempo", "tempo_half", "tempo_double"}`` in BPM
     (``tempo`` 0 when no beat is found)."""
-    bpm = float(np.atleast_1d(librosa_beat().beat_track(y=np.asarray(y, dtype=np.float32), sr=sr)[0])[0])
+    bpm = float(np.atleast_1d(librosa().beat.beat_track(y=np.asarray(y, dtype=np.float32), sr=sr)[0])[0])
     return {"tempo": bpm, "tempo_half": bpm / 2, "tempo_double": bpm * 2}
 
 
-def librosa_beat():
-    """:mod:`librosa.beat`, imported with every one of its compiled kernels cached on disk.
+class _Deferred:
+    """A ``numba.vectorize`` or ``guvectorize`` kernel, built (loaded from numba's disk cache) on first use."""
 
-    librosa 0.11 declares one of its beat tracker's five ``guvectorize`` kernels
-    (``__beat_local_score``) with ``cache=False``, and a ``guvectorize`` with signatures
-    compiles when its module is imported: 2 s of every process that tracks beats (a
-    one-file ``audioreg predict``, every extraction worker). Imported here, that kernel is
-    cached like the other four, so that :func:`audioreg.features.numba_cache.ensure_compiled`'s
-    probe compiles it once and every later process loads it. If librosa is imported
-    elsewhere first, this returns its module as it is (slower to import, same results).
+    def __init__(self, build):
+        self._build, self._gufunc = build, None
+
+    def materialize(self):
+        if self._gufunc is None:
+            self._gufunc = self._build()
+        return self._gufunc
+
+    def __call__(self, *args, **kwargs):
+        return self.materialize()(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.materialize(), name)
+
+
+#: The librosa kernels :func:`librosa` deferred, each built on its first call.
+_DEFERRED: list[_Deferred] = []
+
+
+def librosa():
+    """:mod:`librosa`, with :mod:`librosa.beat` and :mod:`librosa.feature`, imported so that its
+    ``vectorize`` and ``guvectorize`` kernels are cached on disk and built when first called.
+
+    A ``vectorize`` or ``guvectorize`` with signatures compiles, or loads from numba's cache,
+    when its module is imported: librosa 0.11 builds about twenty at import, most of which the
+    beat tracker and the CQT chroma never call (pitch interpolation, zero crossings, local
+    minima, phasors...): about 0.4 s of every process that estimates tempo or key (a one-file
+    ``audioreg predict``, every extraction worker).
+    Imported here, each is built on its first call instead. And one of the beat tracker's five
+    (``__beat_local_score``) is declared with ``cache=False``, which would compile it, about 2 s,
+    in every process: here it is cached like the others. The compiled-code probe
+    (:func:`audioreg.features.numba_cache.ensure_compiled`) builds every deferred kernel
+    (:func:`build_deferred`), so that each is compiled once, by one process.
+
+    If librosa was imported elsewhere first, this returns it as it is (slower to import,
+    same results).
     """
     import sys
 
-    if "librosa.beat" in sys.modules:
-        return sys.modules["librosa.beat"]
+    if "librosa.beat" in sys.modules and "librosa.feature" in sys.modules:
+        return sys.modules["librosa"]
     import numba
 
-    original = numba.guvectorize
+    originals = {name: getattr(numba, name) for name in ("vectorize", "guvectorize")}
 
-    def cached(*args, **kwargs):
-        return original(*args, **{**kwargs, "cache": True})
+    def deferring(original):
+        def decorator(*args, **kwargs):
+            def decorate(fn):
+                kernel = _Deferred(lambda: original(*args, **{**kwargs, "cache": True})(fn))
+                _DEFERRED.append(kernel)
+                return kernel
 
-    numba.guvectorize = cached
+            return decorate
+
+        return decorator
+
+    for name, original in originals.items():
+        setattr(numba, name, deferring(original))
     try:
-        import librosa.beat
+        import librosa
+        import librosa.beat  # noqa: F401
+        import librosa.feature  # noqa: F401
     finally:
-        numba.guvectorize = original
-    return librosa.beat
+        for name, original in originals.items():
+            setattr(numba, name, original)
+    return librosa
+
+
+def build_deferred() -> int:
+    """Build every kernel :func:`librosa` deferred; returns how many."""
+    for kernel in _DEFERRED:
+        kernel.materialize()
+    return len(_DEFERRED)
 
 
 def estimate(y: np.ndarray, *, sr: int, profile: str = "krumhansl") -> dict[str, float]:

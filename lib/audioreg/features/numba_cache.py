@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 PACKAGES = ("librosa", "audioreg")
 
 #: Bump when :func:`_exercise` calls something new: it is part of the fingerprint.
-PROBE_VERSION = "3"  # 2: the expert estimators (beat tracker, CQT chroma); 3: all beat kernels cached
+PROBE_VERSION = "4"  # 2: the expert estimators (beat tracker, CQT chroma); 3: all beat kernels cached; 4: kernels split out
 
 LOCK_NAME = "audioreg-numba.lock"
 STAMP_NAME = "audioreg-numba.json"
@@ -303,10 +303,10 @@ def _exercise() -> None:
     """
     import numpy as np
 
-    from . import experts, frames
+    from . import experts, frames, kernels
 
-    experts.librosa_beat()  # before anything imports librosa.beat without caching its one uncached kernel
-    import librosa
+    librosa = experts.librosa()  # before anything imports librosa without deferring and caching its kernels
+    experts.build_deferred()  # every deferred kernel compiled here, by the one writer: none left to a worker
 
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
@@ -326,7 +326,7 @@ def _exercise() -> None:
     frames.extract_features(y=y, sr=frames.SR)
     experts.estimate_all(y, sr=frames.SR)  # the beat tracker's dynamic programme is numba code
     spectrum = np.zeros((2, frames.N_FFT // 2 + 1), np.complex128)
-    frames._power_into(spectrum, np.empty(spectrum.shape, np.float32))  # the recompute path of long tracks
+    kernels._power_into(spectrum, np.empty(spectrum.shape, np.float32))  # the recompute path of long tracks
 
 
 def clear_cache() -> list[Path]:

@@ -19,7 +19,7 @@ pitch peaks (tuning)      device    piptrack's peak picking and parabolic interp
 tuning from the peaks     CPU       each track's peaks are copied back and
                                     :func:`audioreg.features.frames._tuning` pools them
 log-mel, MFCC, tonnetz    device    ``top_db`` floors per track, DCT and tonnetz matrices
-zero-crossing rate        CPU       :func:`audioreg.features.frames._zero_crossings`, as
+zero-crossing rate        CPU       :func:`audioreg.features.kernels._zero_crossings`, as
                                     ``extract_features`` computes it (not STFT-derived)
 ========================  ========  ==================================================
 
@@ -39,6 +39,7 @@ import torch
 
 from audioreg.features import banks
 from audioreg.features import frames as cpu  # the one-pass CPU path this one mirrors
+from audioreg.features import kernels
 from audioreg.device import resolve_device
 
 __all__ = ["KEEP_POWER_BYTES", "MAX_CHUNK_FRAMES", "TOLERANCES", "TOLERANCES_FFT32", "extract_features_batch"]
@@ -223,7 +224,7 @@ def _power(batch: torch.Tensor, j0: int, j1: int, window: torch.Tensor, n_fft: i
     """Power of frames ``j0..j1-1`` of every track: ``[B, j1 - j0, 1 + n_fft // 2]`` float32.
 
     The spectrum is rounded to complex64 (as :func:`librosa.stft` stores it) and squared
-    as ``re * re + im * im`` in float32, as :func:`audioreg.features.frames._frame_pass` does.
+    as ``re * re + im * im`` in float32, as :func:`audioreg.features.kernels._frame_pass` does.
     """
     frames = batch[:, j0 * hop : (j1 - 1) * hop + n_fft].unfold(-1, n_fft, hop)
     spectrum = torch.fft.rfft(frames * window, dim=-1).to(torch.complex64)
@@ -246,7 +247,7 @@ def _pitch_peaks(power: torch.Tensor, pitch_bins: np.ndarray, valid: torch.Tenso
 
     Bins ``pitch_bins[0]:pitch_bins[1]`` whose power exceeds a tenth of the frame's
     maximum and is a local maximum of the thresholded power, with piptrack's parabolic
-    interpolation in its float32/float64 types (see :func:`audioreg.features.frames._frame_pass`).
+    interpolation in its float32/float64 types (see :func:`audioreg.features.kernels._frame_pass`).
     """
     k0, k1 = (int(k) for k in pitch_bins)
     ref = power.amax(dim=-1, keepdim=True) * torch.tensor(0.1, dtype=torch.float32, device=power.device)
@@ -311,5 +312,5 @@ def _power_to_db(S: torch.Tensor, valid: torch.Tensor, *, amin: float = 1e-10, t
 def _zcr(y: np.ndarray, t: int, n_fft: int, hop: int) -> np.ndarray:
     """Zero-crossing rate of ``t`` centred frames (edge padding), as ``extract_features`` computes it: float32."""
     seg = cpu._segment(y, 0, t, hop, n_fft // 2, "edge")
-    counts = cpu._zero_crossings(seg, t, hop, n_fft, np.float32(1e-10)).astype(np.float32)
+    counts = kernels._zero_crossings(seg, t, hop, n_fft, np.float32(1e-10)).astype(np.float32)
     return counts / np.float32(n_fft)

@@ -143,6 +143,12 @@ def as_matrix(y, *, targets: Sequence[str], name: str, labels: bool = False) -> 
     return arr
 
 
+def prediction_matrix(df: pd.DataFrame, prefix: str = "pred_") -> np.ndarray:
+    """``[n, 11]`` columns ``<prefix><target>`` of a model's saved predictions frame
+    (``pred_<target>`` its predictions, ``true_<target>`` the labels)."""
+    return df[[f"{prefix}{t}" for t in TARGETS]].to_numpy(dtype=np.float64)
+
+
 def _column(arr: np.ndarray, j: int) -> np.ndarray:
     # Contiguous copy, so the column mean is computed the same way everywhere (exact baseline).
     return np.ascontiguousarray(arr[:, j])

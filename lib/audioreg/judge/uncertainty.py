@@ -283,6 +283,15 @@ def conformal_table(y_val, pred_val, y_test, pred_test, *, level: float = CONFOR
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def conformal_of_predictions(df: pd.DataFrame, *, level: float = CONFORMAL_LEVEL) -> pd.DataFrame:
+    """:func:`conformal_table` of one model's saved predictions (columns ``split``,
+    ``true_<target>``, ``pred_<target>``): calibrated on its ``val`` rows, coverage measured
+    on its ``test`` rows."""
+    val, test = df[df["split"] == "val"], df[df["split"] == "test"]
+    pm = metrics.prediction_matrix
+    return conformal_table(pm(val, "true_"), pm(val), pm(test, "true_"), pm(test), level=level)
+
+
 def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")

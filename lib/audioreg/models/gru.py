@@ -180,7 +180,7 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         in TARGETS order, or ``[n, 12]`` with the mode (1 major, 0 minor) last; NaN: missing.
 
         ``X`` may carry ``columns``, the names of its columns past the 46 frame features (as
-        :class:`audioreg.stages.TrackSequences` does): key rotation rotates expert key inputs.
+        :class:`audioreg.models.inputs.TrackSequences` does): key rotation rotates expert key inputs.
         The checkpoint kept is the epoch with the lowest loss on ``eval_set``; without one,
         :data:`HOLDOUT_FRACTION` of ``X`` (drawn with ``random_state``) is held out for it.
         ``params`` (the merged run parameters) are stored in every checkpoint.
