@@ -424,6 +424,20 @@ def test_predict_reports_its_coverage_and_the_run_keeps_it(smoke_run, predict_fo
     assert "dsp" in doc["metrics"]
 
 
+def test_metrics_json_says_what_the_scores_were_measured_on(smoke_run):
+    """A run's metrics.json names its data (the generated set here), the stored split whose test part
+    was scored, and the versions of what computed it: what a comparison across runs needs."""
+    import platform
+
+    doc = json.loads((smoke_run.run_dir / "metrics.json").read_text())
+    data = doc["data"]
+    assert data["set"] == "sample" and data["parts"]["test"] == doc["n_test"] and data["parts"]["val"] == doc["val"]["n"]
+    assert Path(data["split_path"]).is_file() and data["split_key"] in Path(data["split_path"]).name
+    assert sum(data["parts"].values()) == data["n_tracks"] == len(pd.read_csv(data["split_path"]))
+    assert doc["versions"]["numpy"] == np.__version__ and doc["versions"]["python"] == platform.python_version()
+    assert doc["written"][:4].isdigit()
+
+
 def test_evaluate_scores_the_runs_models_beside_the_experts_on_one_decoding_per_row(smoke_run, tmp_path, capsys):
     """``audioreg evaluate --run``: the chain's rf and gru scored beside the experts on labelled smoke
     tracks, one of them as two stems; every file is decoded once, and a single file's model

@@ -35,7 +35,7 @@ import numpy as np
 from .errors import one_line
 from .targets import TARGETS
 
-if TYPE_CHECKING:  # imported where a table is made: the side process starts before pandas loads
+if TYPE_CHECKING:  # imported where a table is made: the workers start before pandas loads
     import pandas as pd
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,26 @@ import random
 import numpy as np
 
 
+#: The packages whose versions a run's metrics.json records (what its numbers came from).
+RECORDED_PACKAGES = ("numpy", "scipy", "pandas", "librosa", "numba", "scikit-learn", "torch", "soundfile", "soxr",
+                     "pyloudnorm", "mir_eval", "audioreg")
+
+
+def versions() -> dict[str, str | None]:
+    """Python's and :data:`RECORDED_PACKAGES`' installed versions (None for one not installed),
+    read from the installed metadata (nothing is imported)."""
+    import importlib.metadata as md
+    import platform
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy's legacy global RNG and torch (CPU and CUDA).
 

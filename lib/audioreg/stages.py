@@ -28,6 +28,7 @@ from . import atomic
 from .data import audio, dedup, linking, metadata
 from .features import extract, frames
 from .params import base_params, digest
+from .synth import STAMP_NAME
 from .errors import NotEnoughData
 from .paths import resolve, resolve_root
 from .data.split import check_no_leakage, group_split, leakage_groups
@@ -129,7 +130,7 @@ def sample_set(params) -> Path:
     cfg = config(params)
     meta = cfg.path("metadata_path")
     wanted = {v: cfg[k] for k, v in SYNTH_KEYS.items()}
-    stamp = meta.parent / "synth.json"
+    stamp = meta.parent / STAMP_NAME
     if meta.is_file():
         if stamp.is_file() and cfg["generate_sample"]:
             made = json.loads(stamp.read_text(encoding="utf-8"))
@@ -507,6 +508,23 @@ def split(params) -> SplitResult:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_csv(path, table)
     return SplitResult(path, read_split(path), key)
+
+
+def data_identity(params, result: SplitResult | None = None) -> dict:
+    """What a run's scores were measured on, for comparing runs: ``set`` ("sample" for the
+    generated sample set, else "own"), ``metadata_path``, ``split_key`` (the key of the stored
+    split: two runs share a test part exactly when they share it) and ``split_path`` (the split
+    table: each track's file, artists, part and labels), the tracks per part and
+    ``name``, a label for a reader."""
+    cfg = config(params)
+    result = split(cfg) if result is None else result
+    meta = cfg.path("metadata_path")
+    sample = (meta.parent / STAMP_NAME).is_file()
+    counts = result.table["split"].value_counts()
+    return {"set": "sample" if sample else "own", "metadata_path": str(meta), "split_key": result.key,
+            "split_path": str(result.path),
+            "n_tracks": int(len(result.table)), "parts": {p: int(counts.get(p, 0)) for p in ("train", "val", "test")},
+            "name": f"{'sample set' if sample else meta.name} ({meta.parent.name}), split {result.key}"}
 
 
 def read_split(path: str | os.PathLike) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from .judge import metrics, report, uncertainty
 from .judge.metrics import prediction_matrix
 from .params import digest, load_yaml
 from .paths import MODEL_POINTER, PREDICTIONS
-from .stages import MissingArtifactError, config, part, targets
+from .repro import versions
+from .stages import MissingArtifactError, config, data_identity, part, targets
 from .targets import TARGETS
 
 
@@ -311,7 +313,9 @@ def conformal(params) -> dict[str, pd.DataFrame]:
 
 def write_run_metrics(params, evaluation: Evaluation) -> Path:
     """``runs/<run_id>/metrics.json``: every model x target metric with its 95 % interval, the
-    paired differences and the verdict, the validation block, and the merged parameters."""
+    paired differences and the verdict, the validation block, the merged parameters, what the
+    scores were measured on (``data``: :func:`audioreg.stages.data_identity`), the package
+    ``versions`` and when it was ``written``."""
     cfg = config(params)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     path = cfg.run_dir / "metrics.json"
@@ -322,7 +326,9 @@ def write_run_metrics(params, evaluation: Evaluation) -> Path:
         p = cfg.run_dir / sub / "params.json"
         if p.is_file():
             model_params[model] = json.loads(p.read_text(encoding="utf-8"))
-    document = report.metrics_document(cfg["run_id"], evaluation, params=run_params, model_params=model_params)
+    document = report.metrics_document(cfg["run_id"], evaluation, params=run_params, model_params=model_params,
+                                       data=data_identity(cfg), versions=versions(),
+                                       written=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     document["conformal"] = {"level": uncertainty.CONFORMAL_LEVEL,
                              "note": "half_width calibrated on the validation part (log2 units for tempo); "
                                      "coverage measured on the test part",

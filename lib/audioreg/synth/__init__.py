@@ -27,6 +27,10 @@ Their public names are attributes of this package too (``synth.generate_sample_s
 
 from .._lazy import attach
 
+#: What :func:`generate_sample_set` writes beside ``metadata.csv``: how the set was generated (so a
+#: folder holding it is the sample set, with known answers).
+STAMP_NAME = "synth.json"
+
 _CONTROLS = ("ARTIST_SHARE", "CONTROL_NAMES", "FACTORS", "GENRES", "KEY_WEIGHTS", "LEVEL_BETA", "LOADINGS",
              "LOUDNESS_RANGE", "METERS", "METER_WEIGHTS", "P_MAJOR", "REVERB_POWER", "TEMPO_MEAN_SD", "TEMPO_RANGE",
              "ZERO_INFLATED", "artist_style", "genre_of", "onset_rate", "sample_controls", "target_loudness")

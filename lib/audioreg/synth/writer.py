@@ -18,6 +18,7 @@ import numpy as np
 from .._pandas import pd
 
 from .. import atomic
+from . import STAMP_NAME
 from ..data.linking import fold_name
 from ..targets import METADATA_COLUMNS, TARGETS
 from .controls import METER_WEIGHTS, METERS, artist_style, genre_of, sample_controls
@@ -291,7 +292,7 @@ def generate_sample_set(
     df = _metadata_frame(rows)
     stamp = {"synth_version": SYNTH_VERSION, "n": int(n), "seconds": float(seconds), "seed": int(seed),
              "label_noise": float(label_noise)}
-    atomic.write_text(out / "synth.json", json.dumps(stamp, indent=2) + "\n")
+    atomic.write_text(out / STAMP_NAME, json.dumps(stamp, indent=2) + "\n")
     clean = pd.DataFrame([{"track_id": r["track_id"], **r["_noise_free"], "loudness": r["loudness"]} for r in rows])
     atomic.write_text(out / NOISE_FREE, clean.to_csv(index=False, lineterminator="\n"))
     atomic.write_text(out / "metadata.csv", df.to_csv(index=False, lineterminator="\n"))
