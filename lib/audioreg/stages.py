@@ -512,19 +512,24 @@ def split(params) -> SplitResult:
 
 def data_identity(params, result: SplitResult | None = None) -> dict:
     """What a run's scores were measured on, for comparing runs: ``set`` ("sample" for the
-    generated sample set, else "own"), ``metadata_path``, ``split_key`` (the key of the stored
-    split: two runs share a test part exactly when they share it) and ``split_path`` (the split
-    table: each track's file, artists, part and labels), the tracks per part and
-    ``name``, a label for a reader."""
+    generated sample set, else "own"), ``metadata_path``, ``key`` (a digest of every track's id,
+    part and labels: two runs scored the same test part on the same labels exactly when their keys
+    agree, whatever the audio files' bytes), ``split_key`` and ``split_path`` (the stored split
+    table: each track's file, artists, part and labels; its key hashes the files' bytes, which a
+    regenerated sample set changes: libsndfile gives each Ogg stream a random serial number), the
+    tracks per part and ``name``, a label for a reader."""
     cfg = config(params)
     result = split(cfg) if result is None else result
     meta = cfg.path("metadata_path")
     sample = (meta.parent / STAMP_NAME).is_file()
-    counts = result.table["split"].value_counts()
-    return {"set": "sample" if sample else "own", "metadata_path": str(meta), "split_key": result.key,
-            "split_path": str(result.path),
-            "n_tracks": int(len(result.table)), "parts": {p: int(counts.get(p, 0)) for p in ("train", "val", "test")},
-            "name": f"{'sample set' if sample else meta.name} ({meta.parent.name}), split {result.key}"}
+    table = result.table.sort_values("track_id")
+    labels = [c for c in (*TARGETS, "mode") if c in table.columns]
+    key = digest(table[["track_id", "split", *labels]].astype(str).to_numpy().tolist())
+    counts = table["split"].value_counts()
+    return {"set": "sample" if sample else "own", "metadata_path": str(meta), "key": key,
+            "split_key": result.key, "split_path": str(result.path),
+            "n_tracks": int(len(table)), "parts": {p: int(counts.get(p, 0)) for p in ("train", "val", "test")},
+            "name": f"{'sample set' if sample else meta.name} ({meta.parent.name}), {len(table)} tracks, data {key}"}
 
 
 def read_split(path: str | os.PathLike) -> pd.DataFrame:
