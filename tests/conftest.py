@@ -86,6 +86,89 @@ def smoke_run(tmp_path_factory) -> Chain:
     return Chain(work, result=result)
 
 
+#: Where tests keep what a person may want to look at afterwards (screenshots); git-ignored.
+ARTIFACTS = Path(os.environ.get("AUDIOREG_TEST_ARTIFACTS", REPO / "test-artifacts")).resolve()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Chromium driven by Selenium through chromedriver (Debian's ``chromium`` and
+    ``chromium-driver``, which ``.ci/run`` installs); skips, saying what is missing, where
+    they are not installed."""
+    import shutil
+
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[test]')")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium chromium-driver; .ci/run does)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    yield driver
+    driver.quit()
+
+
+_PAGE_FACTS = """
+const box = e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; };
+return {
+  title: document.title,
+  images: [...document.images].map(i => ({src: i.getAttribute('src').slice(0, 80), complete: i.complete,
+                                          natural: i.naturalWidth, box: box(i)})),
+  svgs: [...document.querySelectorAll('svg')].filter(s => !s.parentElement.closest('svg'))
+           .map(s => ({id: s.id || (s.closest('[id]') || {}).id || '', box: box(s)})),
+  refs: [...document.querySelectorAll('[href],[src]')].map(e => e.getAttribute('href') ?? e.getAttribute('src')),
+  anchors: [...document.querySelectorAll('a[href^="#"]')].map(a => a.getAttribute('href').slice(1))
+             .filter(id => id && !document.getElementById(id)),
+};
+"""
+
+
+def render_in_browser(driver, page: Path, screenshot: Path) -> tuple[dict, list[str]]:
+    """Open ``page`` in the browser, keep a full-page screenshot at ``screenshot``, and return
+    what it shows (title, images, figures, references) and its problems: an image that did not
+    load or has no size, a figure (SVG) with no size, a reference to a file that does not exist
+    or to anything off this machine, an in-page link to no element, an error in the console."""
+    import base64
+    from urllib.parse import unquote, urlparse
+
+    driver.get(page.resolve().as_uri())
+    facts = driver.execute_script(_PAGE_FACTS)
+    problems = []
+    for img in facts["images"]:
+        if not img["complete"] or img["natural"] == 0 or min(img["box"]) <= 0:
+            problems.append(f"image not shown: {img}")
+    for svg in facts["svgs"]:
+        if min(svg["box"]) <= 0:
+            problems.append(f"figure with no size: {svg}")
+    for ref in facts["refs"]:
+        url = urlparse(ref)
+        if url.scheme in ("http", "https") or ref.startswith("//"):
+            problems.append(f"reference off this machine: {ref}")
+        elif url.scheme in ("", "file") and url.path:
+            target = Path(unquote(url.path)) if url.scheme == "file" else page.parent / unquote(url.path)
+            if not target.exists():
+                problems.append(f"broken reference: {ref}")
+    problems += [f"in-page link to no element: #{a}" for a in facts["anchors"]]
+    problems += [f"console: {e['message']}" for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    return facts, problems
+
+
 @pytest.fixture(autouse=True)
 def _agg_backend(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")

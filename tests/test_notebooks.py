@@ -19,7 +19,7 @@ from audioreg import cli, runner, stages
 from audioreg.features.extract import array_name
 from audioreg.params import UnknownParameterError, load_yaml, save_yaml
 from audioreg.targets import TARGETS
-from conftest import REPO, SMOKE_RUN_ID
+from conftest import ARTIFACTS, REPO, SMOKE_RUN_ID, render_in_browser
 
 pytestmark = pytest.mark.slow
 
@@ -495,3 +495,48 @@ def test_evaluate_scores_the_runs_models_beside_the_experts_on_one_decoding_per_
         assert got["tempo"] == pytest.approx(want["tempo"], rel=1e-9), kind
         assert (got["key"], got["time_signature"]) == (want["key"], want["time_signature"]), kind
     assert list(ev.load_models([smoke_run.run_dir], ["gru"])) == ["gru [smoke]"]
+
+
+# ------------------------------------------------------------------ the report pages in a real browser
+
+
+def test_the_run_report_and_its_pages_render_in_a_browser(smoke_run, browser):
+    """Headless Chromium opens the smoke run's report and each notebook page: every image loads with
+    a size, every figure has a size, no reference is broken or leaves this machine, no console
+    error, each page has its own title; the screenshots are kept in test-artifacts/reports/smoke/."""
+    report = smoke_run.result.report_dir
+    pages = [report / "index.html", *sorted(report.glob("0*.html"))]
+    assert len(pages) == 1 + len(runner.NOTEBOOKS)
+    titles = set()
+    for page in pages:
+        facts, problems = render_in_browser(browser, page, ARTIFACTS / "reports" / SMOKE_RUN_ID / f"{page.stem}.png")
+        assert not problems, (page.name, problems)
+        assert SMOKE_RUN_ID in facts["title"], (page.name, facts["title"])
+        titles.add(facts["title"])
+        if page.name in ("index.html", "06_error_analysis.html"):
+            assert len(facts["svgs"]) + len(facts["images"]) >= 2, page.name  # the figures are there, with a size
+    assert len(titles) == len(pages)
+    assert (ARTIFACTS / "reports" / SMOKE_RUN_ID / "index.png").stat().st_size > 10_000
+
+
+def test_the_cross_run_report_ranks_two_runs_side_by_side_in_a_browser(smoke_run, browser, tmp_path):
+    """The runner rebuilds reports/index.html after a run; with a second run of the same data it
+    shows both in one data set, and renders in Chromium with its heatmap (screenshot in
+    test-artifacts/reports/index.png)."""
+    from audioreg.judge.leaderboard import write_cross_run_index
+
+    assert SMOKE_RUN_ID in (smoke_run.work / "reports" / "index.html").read_text(encoding="utf-8")
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    shutil.copytree(smoke_run.result.report_dir, reports / SMOKE_RUN_ID)
+    doc = json.loads((smoke_run.run_dir / "metrics.json").read_text())
+    for run_id, dropout in ((SMOKE_RUN_ID, doc["params"]["dropout"]), ("smoke-second", 0.5)):
+        (runs / run_id).mkdir(parents=True)
+        second = {**doc, "run_id": run_id, "params": {**doc["params"], "run_id": run_id, "dropout": dropout}}
+        (runs / run_id / "metrics.json").write_text(json.dumps(second))
+    page = write_cross_run_index(runs, reports / "index.html")
+    facts, problems = render_in_browser(browser, page, ARTIFACTS / "reports" / "index.png")
+    assert not problems, problems
+    html = page.read_text(encoding="utf-8")
+    assert html.count('<section class="dataset"') == 1  # one data set: the two runs ranked together
+    assert f'href="{SMOKE_RUN_ID}/index.html"' in html and "smoke-second" in html and "dropout" in html
+    assert any(min(s["box"]) > 100 for s in facts["svgs"])  # the heatmap, drawn at a readable size

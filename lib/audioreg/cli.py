@@ -1,4 +1,4 @@
-"""The ``audioreg`` command: ``synth``, ``extract``, ``run``, ``params``, ``evaluate`` and ``predict``."""
+"""The ``audioreg`` command: ``synth``, ``extract``, ``run``, ``params``, ``evaluate``, ``predict`` and ``report``."""
 
 from __future__ import annotations
 
@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--out", default="predictions.csv", metavar="CSV",
                    help="where the predictions go; unreadable files go to <stem>.failures.csv beside it")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("report", help="compare every run: reports/index.html from each runs/<run_id>/metrics.json")
+    c.add_argument("--runs", default="runs", metavar="DIR", help="the runs folder, read only (default: ./runs)")
+    c.add_argument("--out", default="reports", metavar="DIR",
+                   help="where index.html goes; it links each run's DIR/<run_id>/index.html (default: ./reports)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)  # the runner logs one line per notebook
@@ -96,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "predict":
         return _predict(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "synth":
         from .synth import generate_sample_set
 
@@ -154,6 +161,25 @@ def main(argv: list[str] | None = None) -> int:
     for nb, why in result.skipped.items():
         print(f"skipped {nb}: the data cannot support it: {why}")
     print(f"report: {result.index}")
+    return 0
+
+
+def _report(args) -> int:
+    from pathlib import Path
+
+    from .judge import leaderboard
+
+    runs = Path(args.runs)
+    if not runs.is_dir():
+        print(f"audioreg: error: {runs}: no such runs folder (each `audioreg run` writes runs/<run_id>/metrics.json)",
+              file=sys.stderr)
+        return 2
+    try:
+        path = leaderboard.write_cross_run_index(runs, Path(args.out) / "index.html")
+    except OSError as exc:  # --out names a file, or a folder that cannot be written
+        print(f"audioreg: error: cannot write {Path(args.out) / 'index.html'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
     return 0
 
 

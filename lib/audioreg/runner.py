@@ -208,7 +208,7 @@ def run(
                 except pm.PapermillExecutionError as exc:
                     fresh.add(out)  # complete, up to the cell that raised
                     where = report_dir
-                    fresh.add(report.render_html(out, page))
+                    fresh.add(report.render_html(out, page, run_id=run_id))
                     if exc.ename != NotEnoughData.__name__:
                         raise
                     # small or sparse data: this stage has nothing to do
@@ -222,7 +222,7 @@ def run(
                 fresh.add(out)
                 where = report_dir
                 executed.append(out)
-                pages.append(report.render_html(out, page))
+                pages.append(report.render_html(out, page, run_id=run_id))
                 status.ended(nb, "done")
                 stage = None
                 log.info("%s done in %.0f s: %s", nb, time.perf_counter() - started, out)
@@ -232,6 +232,7 @@ def run(
                 atomic.write_bytes(report_dir / "metrics.json", metrics.read_bytes())
             status.finish("ok")
             _write_index(report_dir, run_id, params, status)
+            _write_cross_run_index(work)
         except BaseException as exc:
             error, outcome, reason = _explain(exc, stage, where=where, work=work, run_dir=run_dir,
                                               report_dir=report_dir)
@@ -244,6 +245,7 @@ def run(
                         status.ended(stage, outcome, reason)
                     status.finish(outcome, stage, reason)
                     _write_index(report_dir, run_id, params, status)
+                    _write_cross_run_index(work)
             if error is exc:
                 raise
             raise error from exc
@@ -518,4 +520,21 @@ def _upstream(nb: str) -> list[str]:
 
 
 def _write_index(report_dir: Path, run_id: str, params: Mapping, status: _Status) -> Path:
-    return report.write_index(report_dir, run_id, params, status.views(), run=status.last)
+    """``index.html`` from the run's files (:func:`audioreg.store.report_inputs`: metrics.json,
+    predictions, histories, split table) and how each stage last ended."""
+    from . import store  # the run's files; imported here, so that `audioreg run --help` stays light
+
+    inputs = store.report_inputs(params, report_dir=report_dir)
+    return report.write_index(report_dir, run_id, params, status.views(), run=status.last, inputs=inputs)
+
+
+def _write_cross_run_index(work: Path) -> None:
+    """``reports/index.html``: every run under ``work`` side by side, per data set
+    (:func:`audioreg.judge.leaderboard.write_cross_run_index`), rebuilt after each run. A page that
+    cannot be built is logged; it never fails the run."""
+    from .judge.leaderboard import write_cross_run_index
+
+    try:
+        write_cross_run_index(work / "runs", work / "reports" / "index.html")
+    except Exception as exc:  # the run's own results stand without the page across runs
+        log.warning("%s was not rebuilt: %s", work / "reports" / "index.html", one_line(exc))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from . import atomic
 from dataclasses import dataclass
 
 from .judge import metrics, report, uncertainty
+from .errors import one_line
 from .judge.metrics import prediction_matrix
 from .params import digest, load_yaml
 from .paths import MODEL_POINTER, PREDICTIONS
@@ -343,3 +345,119 @@ def conformal_summary(params) -> pd.DataFrame:
     if not tables:
         return pd.DataFrame()
     return pd.concat(tables, names=["model", "target"]).round(3)
+
+
+#: The split-table columns the run's index uses (labels, file, artist, what it breaks errors down by).
+REPORT_SPLIT_COLUMNS = ("track_id", "split", "path", "artists", "track_name", "sha256", "track_genre",
+                        "sample_rate", "channels", "duration_s", "mode", *TARGETS)
+#: Of those, the ones the ingest manifest can fill in for an older split table that lacks them.
+MANIFEST_COLUMNS = ("path", "track_genre", "sample_rate", "channels", "duration_s")
+#: Stored split tables (or manifests) searched, newest first, for the one holding a run's tracks.
+_SEARCHED = 20
+
+
+def report_inputs(params, *, report_dir: str | os.PathLike | None = None) -> report.ReportInputs:
+    """Everything the run's ``index.html`` is built from, read from the run's files (nothing is
+    computed again, nothing re-trained): ``reports/<run_id>/metrics.json`` (there only when this
+    run's 06 made it), each model's ``predictions.csv`` (every part saved), the training
+    histories, and the split table the scores were measured on, with the columns
+    :data:`REPORT_SPLIT_COLUMNS` it holds.
+
+    The split table is the one ``metrics.json`` names (``data.split_path``); for a run without
+    one (before 06, or a metrics.json written before audioreg recorded it) the newest stored
+    split under ``data/splits/`` whose test part holds every predicted test track. A column of
+    :data:`MANIFEST_COLUMNS` the split table lacks is taken from the ingest manifest
+    (``data/interim/ingest-*/manifest.csv``) that lists the same tracks, when one does. Audio
+    paths are made absolute (relative ones are taken from the project root).
+
+    What cannot be read is said in the result's ``notes``, never raised: the index is written
+    whatever state the run is in.
+    """
+    cfg = config(params)
+    report_dir = Path(report_dir) if report_dir is not None else cfg.reports_dir
+    notes: list[str] = []
+    doc = None
+    path = report_dir / "metrics.json"
+    if path.is_file():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            notes.append(f"{path}: {one_line(exc)}")
+    if doc is not None and not isinstance(doc, dict):
+        notes.append(f"{path}: not a metrics document")
+        doc = None
+    predictions = {}
+    for model, sub in MODEL_DIRS.items():
+        p = cfg.run_dir / sub / PREDICTIONS
+        if p.is_file():
+            try:
+                predictions[model] = pd.read_csv(p, dtype={"track_id": str})
+            except (OSError, ValueError) as exc:
+                notes.append(f"{p}: {one_line(exc)}")
+    histories = {}
+    try:
+        histories = load_histories(cfg)
+    except (OSError, ValueError) as exc:
+        notes.append(f"{cfg.run_dir / MODEL_DIRS['GRU'] / 'history.csv'}: {one_line(exc)}")
+    split, split_note = _report_split(cfg, doc, predictions, notes)
+    return report.ReportInputs(metrics=doc, predictions=predictions, histories=histories, split=split,
+                               split_note=split_note, notes=notes)
+
+
+def _read_columns(path: Path, wanted) -> pd.DataFrame:
+    wanted = set(wanted)
+    return pd.read_csv(path, usecols=lambda c: c in wanted, dtype={"track_id": str, "artists": str,
+                                                                  "track_name": str, "track_genre": str, "path": str})
+
+
+def _newest(paths) -> list[Path]:
+    return sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)[:_SEARCHED]
+
+
+def _report_split(cfg, doc, predictions: dict, notes: list[str]) -> tuple[pd.DataFrame | None, str]:
+    """The split table for :func:`report_inputs` and how it was found."""
+    test_ids = set()
+    for df in predictions.values():
+        if {"track_id", "split"} <= set(df.columns):
+            test_ids |= set(df.loc[df["split"] == "test", "track_id"])
+    named = ((doc or {}).get("data") or {}).get("split_path") if isinstance((doc or {}).get("data"), dict) else None
+    table, note = None, ""
+    try:
+        if named and Path(named).is_file():
+            table, note = _read_columns(Path(named), REPORT_SPLIT_COLUMNS), f"Split table: {named} (named by metrics.json)."
+        elif named:
+            notes.append(f"{named}: the split table metrics.json names is gone")
+        elif test_ids:
+            for candidate in _newest((cfg.data_dir / "splits").glob("split-*.csv")):
+                ids = _read_columns(candidate, ("track_id", "split"))
+                if test_ids <= set(ids.loc[ids["split"] == "test", "track_id"]):
+                    table = _read_columns(candidate, REPORT_SPLIT_COLUMNS)
+                    note = (f"Split table: {candidate} (metrics.json names none; this stored split's test part holds "
+                            "every predicted test track).")
+                    break
+            else:
+                notes.append(f"no split table under {cfg.data_dir / 'splits'} holds the predicted test tracks")
+    except (OSError, ValueError) as exc:
+        notes.append(f"split table: {one_line(exc)}")
+        return None, ""
+    if table is None:
+        return None, note
+    lacking = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    if lacking:
+        ids = set(table["track_id"])
+        try:
+            for manifest in _newest((cfg.data_dir / "interim").glob("ingest-*/manifest.csv")):
+                found = _read_columns(manifest, ("track_id", *lacking))
+                if ids <= set(found["track_id"]) and len(found.columns) > 1:
+                    table = table.merge(found.drop_duplicates("track_id"), on="track_id", how="left")
+                    note += f" {', '.join(c for c in found.columns if c != 'track_id')} from {manifest}."
+                    break
+        except (OSError, ValueError) as exc:
+            notes.append(f"ingest manifest: {one_line(exc)}")
+        still = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+        if still:
+            note += f" Neither the split table nor an ingest manifest holds {', '.join(still)}."
+    if "path" in table.columns:
+        table["path"] = [p if not isinstance(p, str) or not p or Path(p).is_absolute() else str(cfg.root / p)
+                         for p in table["path"]]
+    return table, note.strip()

@@ -29,15 +29,21 @@ from audioreg.targets import TARGETS
 
 __all__ = [
     "FIGURE_IDS",
+    "REPORT_FIGURE_IDS",
+    "UNITS",
+    "confusion_matrices",
+    "error_breakdown",
     "feature_matrix",
     "figure_ids_in_html",
     "label_histograms",
+    "learnability",
     "mse_heatmap",
     "pred_vs_true",
     "pred_vs_true_models",
     "raw_mse_bars",
     "residuals_by_target",
     "setup_notebook",
+    "tempo_errors",
     "training_curves",
 ]
 
@@ -54,6 +60,21 @@ FIGURE_IDS: dict[str, str] = {
         "label_histograms",
         "feature_matrix",
     )
+}
+
+#: SVG group id of each figure of the run's index page (:mod:`audioreg.judge.report`), by function name.
+REPORT_FIGURE_IDS: dict[str, str] = {
+    name: "audioreg-" + name.replace("_", "-")
+    for name in ("learnability", "confusion_matrices", "tempo_errors", "error_breakdown")
+}
+
+#: The unit each target's values are in, for axis labels.
+UNITS: dict[str, str] = {
+    **{t: "0-1" for t in TARGETS if t not in ("tempo", "loudness", "key", "time_signature")},
+    "tempo": "BPM",
+    "loudness": "dB LUFS",
+    "key": "pitch class, C = 0",
+    "time_signature": "beats per bar",
 }
 
 _ID_PATTERN = re.compile(r'id="(audioreg-[a-z0-9-]+)"')
@@ -182,7 +203,7 @@ def figure_ids_in_html(html: str) -> set[str]:
 
 def _figure(name: str, *, figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize, layout="constrained")
-    fig.set_gid(FIGURE_IDS[name])
+    fig.set_gid(FIGURE_IDS[name] if name in FIGURE_IDS else REPORT_FIGURE_IDS[name])
     return fig
 
 
@@ -345,8 +366,10 @@ def training_curves(
             raise ValueError(f"history {name!r} lacks columns {sorted(missing)}")
 
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
-    fig = _figure("training_curves", figsize=(7.0, 4.5))
-    ax = fig.add_subplot()
+    per_target = {name: [t for t in TARGETS if f"val_{t}" in history.columns] for name, history in histories.items()}
+    with_targets = any(per_target.values())
+    fig = _figure("training_curves", figsize=(13.0, 4.5) if with_targets else (7.0, 4.5))
+    ax = fig.add_subplot(1, 2, 1) if with_targets else fig.add_subplot()
     for i, (name, history) in enumerate(histories.items()):
         color = colors[i % len(colors)]
         epoch = history["epoch"].to_numpy()
@@ -368,14 +391,36 @@ def training_curves(
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss (the training objective, unitless)")
     ax.legend(fontsize="small")
     ax.set_title(
         title
         if title is not None
         else "Training curves (dashed: train, solid: validation, star: best epoch)"
     )
+    if with_targets:
+        _per_target_curves(fig.add_subplot(1, 2, 2), histories, per_target, logy=logy)
     return fig
+
+
+def _per_target_curves(ax, histories: Mapping[str, pd.DataFrame], per_target: Mapping[str, list[str]],
+                       *, logy: bool) -> None:
+    """Validation error per target and epoch (a history's ``val_<target>`` columns): one colour
+    per target, one line style per run."""
+    styles = ("-", "--", ":", "-.")
+    for i, (name, history) in enumerate(histories.items()):
+        epoch = history["epoch"].to_numpy()
+        for target in per_target[name]:
+            j = TARGETS.index(target)
+            label = target if len(histories) == 1 else f"{name}: {target}"
+            ax.plot(epoch, history[f"val_{target}"].to_numpy(dtype=np.float64), ls=styles[i % len(styles)],
+                    marker=".", color=f"C{j % 10}" if j < 10 else "0.2", label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation error per target (as the history records it)")
+    ax.legend(fontsize="x-small", ncols=2)
+    ax.set_title("Validation error per target")
 
 
 def _grid(k: int, *, ncols: int = 4) -> tuple[int, int]:
@@ -527,15 +572,22 @@ def pred_vs_true_models(
             if not rows.any():
                 continue  # a model that does not predict this target
             t, p = true[rows, j], pred[rows, j]
-            ax.scatter(t, p, s=6, alpha=0.4, linewidths=0, rasterized=True, color=f"C{i}", label=name)
+            size, alpha = (16, 0.7) if rows.sum() <= 500 else (6, 0.4)  # few points: big enough to see
+            ax.scatter(t, p, s=size, alpha=alpha, linewidths=0, rasterized=True, color=f"C{i}", label=name)
             low, high = min(low, float(p.min())), max(high, float(p.max()))
         ax.plot([low, high], [low, high], ls="--", color="0.3", lw=1)
-        ax.set_xlabel("true", fontsize="small")
-        ax.set_ylabel("predicted", fontsize="small")
+        unit = UNITS.get(target)
+        ax.set_xlabel(f"true ({unit})" if unit else "true", fontsize="small")
+        ax.set_ylabel(f"predicted ({unit})" if unit else "predicted", fontsize="small")
     for ax in axes[len(targets) :]:
         fig.delaxes(ax)
+    handles = {}  # every model that drew a point somewhere, in the order given
+    for ax in axes[: len(targets)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    ordered = [name for name in preds if name in handles]
     fig.legend(
-        *axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(preds), markerscale=3
+        [handles[n] for n in ordered], ordered, loc="outside lower center", ncols=max(1, len(ordered)), markerscale=2
     )
     fig.suptitle("Predicted vs true per model (dashed: identity)")
     return fig
@@ -633,4 +685,315 @@ def feature_matrix(
             ax.axhline(boundary - 0.5, color="black", lw=0.8)
     if title is not None:
         ax.set_title(str(title))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# the run's index page (audioreg.judge.report)
+
+#: How :func:`learnability` draws each verdict of a model against the baseline:
+#: (marker, filled, legend label).
+VERDICT_STYLES: dict[str, tuple[str, bool, str]] = {
+    "better": ("o", True, "learnable: interval beats the baseline"),
+    "no difference shown": ("o", False, "not shown: interval overlaps the baseline"),
+    "worse": ("X", True, "worse than the baseline"),
+    "too few groups": ("s", False, "not judged: too few split groups"),
+    "not scored": ("s", False, "not judged: no interval"),
+}
+
+
+def learnability(scores: pd.DataFrame, *, ceiling: Mapping[str, float] | None = None,
+                 caveat: str | None = None, x_floor: float = -1.0) -> Figure:
+    """Per target, each model's score with its 95 % interval, beside the mean baseline's and
+    the noise ceiling; each model x target marked learnable, not shown or worse.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per model x target: ``target``, ``model`` (the baseline is
+        :data:`audioreg.judge.metrics.BASELINE_NAME`), ``metric`` (its name, e.g. ``"R^2"``),
+        ``score``, ``lo``, ``hi`` (the 95 % interval; NaN when there is none) and ``verdict``
+        (a key of :data:`VERDICT_STYLES`, the verdict of the model's paired difference with the
+        baseline; ignored for the baseline). Every score is "higher is better, 1 is perfect".
+    ceiling : mapping of str to float, optional
+        The noise ceiling per target (the best score any model can reach on these rows), drawn
+        as a red tick where given.
+    caveat : str, optional
+        Shown in red under the title (e.g. a test part too small to judge).
+    x_floor : float
+        The axis starts no lower than this; a score below it is drawn at the edge with its value
+        written beside it (an interval running past it ends in a small arrowhead), so one absurd
+        score cannot squash the rest.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        SVG gid ``"audioreg-learnability"``.
+    """
+    from matplotlib.lines import Line2D
+
+    need = {"target", "model", "metric", "score", "lo", "hi", "verdict"}
+    if missing := need - set(scores.columns):
+        raise ValueError(f"scores lacks columns {sorted(missing)}")
+    targets = list(dict.fromkeys(scores["target"]))
+    models = list(dict.fromkeys(m for m in scores["model"] if m != metrics.BASELINE_NAME))
+    order = ([metrics.BASELINE_NAME] if (scores["model"] == metrics.BASELINE_NAME).any() else []) + models
+    colour = {m: ("black" if m == metrics.BASELINE_NAME else f"C{i % 10}") for i, m in enumerate(models)}
+    colour[metrics.BASELINE_NAME] = "black"
+
+    values = scores[["score", "lo", "hi"]].to_numpy(dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    low = min(0.0, float(finite.min())) if finite.size else 0.0
+    x_min = max(x_floor, low) - 0.05
+    ceilings = [float(v) for v in (ceiling or {}).values() if v is not None and np.isfinite(v)]
+    x_max = max([1.0, *ceilings, *(finite.tolist() if finite.size else [])]) + 0.05
+
+    step = 0.2
+    band = step * max(len(order), 1) + 0.3
+    fig = _figure("learnability", figsize=(11.0, 1.8 + band * len(targets) * 0.62))
+    ax = fig.add_subplot()
+    ticks, labels = [], []
+    for ti, target in enumerate(targets):
+        centre = -ti * band
+        rows = scores[scores["target"] == target].set_index("model")
+        metric = str(rows["metric"].iloc[0])
+        ticks.append(centre)
+        labels.append(f"{target}\n({metric})")
+        if ti % 2 == 0:
+            ax.axhspan(centre - band / 2, centre + band / 2, color="0.95", zorder=0)
+        present = [m for m in order if m in rows.index]
+        for k, model in enumerate(present):
+            y = centre + ((len(present) - 1) / 2 - k) * step
+            row = rows.loc[model]
+            score, lo, hi = (float(row[c]) if row[c] is not None else np.nan for c in ("score", "lo", "hi"))
+            c = colour[model]
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.plot([max(lo, x_min), min(hi, x_max)], [y, y], color=c, lw=1.6, zorder=2)
+                if lo < x_min:  # the interval runs on past the edge
+                    ax.plot([x_min], [y], ls="none", marker="<", markersize=4, color=c, zorder=2)
+            if not np.isfinite(score):
+                continue
+            if model == metrics.BASELINE_NAME:
+                marker, filled = "D", True
+            else:
+                marker, filled, _ = VERDICT_STYLES.get(str(row["verdict"]), VERDICT_STYLES["not scored"])
+            shown = min(max(score, x_min), x_max)
+            ax.plot([shown], [y], ls="none", marker=("<" if score < x_min else marker), markersize=7,
+                    markeredgecolor=c, markerfacecolor=c if filled else "white", markeredgewidth=1.4, zorder=3)
+            if score < x_min:
+                ax.annotate(f"{score:.3g}", (x_min, y), xytext=(7, -3), textcoords="offset points",
+                            fontsize="x-small", color=c, va="center")
+        top = centre + band / 2 - 0.1
+        value = (ceiling or {}).get(target)
+        if value is not None and np.isfinite(value):
+            ax.plot([value, value], [centre - band / 2 + 0.1, top], color="crimson", lw=2.2, ls=":", zorder=1)
+    ax.axvline(0.0, color="0.5", lw=0.8)
+    ax.axvline(1.0, color="0.5", lw=0.8, ls="--")
+    ax.set_yticks(ticks, labels, fontsize="small")
+    ax.set_ylim(-(len(targets) - 1) * band - band / 2, band / 2)
+    ax.set_xlim(x_min, x_max)
+    ax.set_xlabel("score on the test part, unitless (1 = perfect, higher is better):\nR² = 1 - MSE / training "
+                  "variance for continuous targets, MIREX score for key, accuracy for time_signature")
+    ax.grid(axis="y", visible=False)
+
+    handles = [Line2D([], [], color=colour[m], marker="D" if m == metrics.BASELINE_NAME else "o", lw=1.6,
+                      label=f"{m} (training mean / majority)" if m == metrics.BASELINE_NAME else m) for m in order]
+    used = set(scores.loc[scores["model"] != metrics.BASELINE_NAME, "verdict"].astype(str))
+    for verdict, (marker, filled, text) in VERDICT_STYLES.items():
+        if verdict in used:
+            handles.append(Line2D([], [], ls="none", marker=marker, color="0.3", markerfacecolor="0.3" if filled
+                                  else "white", markeredgecolor="0.3", label=text))
+    if any(v is not None and np.isfinite(v) for v in (ceiling or {}).values()):
+        handles.append(Line2D([], [], color="crimson", ls=":", lw=2.2, label="noise ceiling (labels without their noise)"))
+    handles.append(Line2D([], [], color="0.3", lw=1.6, label="95 % interval (artist bootstrap)"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small")
+    title = "What each model learns: score per target with its 95 % interval, beside the mean baseline"
+    ax.set_title(title + (f"\n{caveat}" if caveat else ""), color="#b00020" if caveat else "black",
+                 fontsize="medium")
+    return fig
+
+
+def confusion_matrices(tables: Mapping[str, pd.DataFrame], *, title: str, true_label: str,
+                       pred_label: str) -> Figure:
+    """Confusion matrices of one class target, one panel per model: counts of test tracks per
+    true class (rows) and predicted class (columns), coloured by count.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        Per model, counts with the true classes as index and the predicted ones as columns
+        (:func:`audioreg.judge.report.confusion`).
+    title : str
+        The figure's title.
+    true_label, pred_label : str
+        Axis labels (with the unit or encoding: "true key (pitch class)").
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        SVG gid ``"audioreg-confusion-matrices"``; each panel is titled with its share of
+        tracks on the diagonal (where the predicted class is the true one).
+    """
+    if not tables:
+        raise ValueError("no confusion table to draw")
+    nrows, ncols = _grid(len(tables), ncols=4)
+    side = max(len(t.columns) for t in tables.values())
+    cell = 0.24 if side > 6 else (0.36 if side > 3 else 0.6)
+    fig = _figure("confusion_matrices", figsize=(0.9 + ncols * (1.3 + cell * side), 0.6 + nrows * (1.3 + cell * side)))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    vmax = max(1, max(int(t.to_numpy().max()) if t.size else 0 for t in tables.values()))
+    image = None
+    for ax, (model, table) in zip(axes, tables.items()):
+        counts = table.to_numpy(dtype=np.float64)
+        image = ax.imshow(counts, cmap="Blues", vmin=0, vmax=vmax, aspect="equal")
+        for (i, j), n in np.ndenumerate(counts):
+            if n:
+                ax.text(j, i, f"{int(n)}", ha="center", va="center", fontsize="x-small",
+                        color="white" if n > 0.6 * vmax else "black")
+        ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns], fontsize="x-small",
+                      rotation=90 if side > 6 else 0)
+        ax.set_yticks(range(len(table.index)), [str(c) for c in table.index], fontsize="x-small")
+        ax.set_xlabel(pred_label, fontsize="small")
+        ax.set_ylabel(true_label, fontsize="small")
+        ax.grid(False)
+        total = counts.sum()
+        hits = sum(counts[i, list(table.columns).index(c)] for i, c in enumerate(table.index) if c in table.columns)
+        ax.set_title(f"{model}\n{100 * hits / total:.0f} % of {int(total)} on the diagonal" if total else model,
+                     fontsize="small")
+    for ax in axes[len(tables):]:
+        fig.delaxes(ax)
+    fig.colorbar(image, ax=axes[: len(tables)].tolist(), label="test tracks", shrink=0.8)
+    fig.suptitle(title)
+    return fig
+
+
+#: Colours of the tempo error classes of :func:`tempo_errors`, in drawing order.
+TEMPO_CLASS_COLOURS: dict[str, str] = {
+    "correct": "#2e7d32",
+    "x2": "#1565c0",
+    "x1/2": "#64b5f6",
+    "x3": "#6a1b9a",
+    "x1/3": "#ba68c8",
+    "other": "#9e9e9e",
+}
+
+
+def tempo_errors(counts: pd.DataFrame, log_ratios: Mapping[str, np.ndarray]) -> Figure:
+    """Tempo errors split into octave errors and the rest.
+
+    Left: per model, the share of test tracks whose predicted tempo is within 4 % of the true
+    tempo (``correct``), of twice, half, three times or a third of it, or none of these
+    (``other``), with the counts written on the bars. Right: the distribution of
+    log2(predicted / true), where octave errors sit at +-1 and +-log2(3).
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        Models (index) x classes (columns, keys of :data:`TEMPO_CLASS_COLOURS`), track counts.
+    log_ratios : mapping of str to np.ndarray
+        Per model, log2(predicted / true tempo) of each test track.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        SVG gid ``"audioreg-tempo-errors"``.
+    """
+    fig = _figure("tempo_errors", figsize=(12.0, 1.8 + 0.45 * max(len(counts), 2)))
+    left, right = fig.subplots(1, 2, width_ratios=(1.2, 1.0))
+    shares = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0) * 100.0
+    y = np.arange(len(counts))[::-1]
+    start = np.zeros(len(counts))
+    for cls, col in TEMPO_CLASS_COLOURS.items():
+        if cls not in counts.columns:
+            continue
+        width = shares[cls].fillna(0.0).to_numpy()
+        left.barh(y, width, left=start, color=col, label=cls, edgecolor="white")
+        for yi, x0, w, n in zip(y, start, width, counts[cls].to_numpy()):
+            if n and w >= 4:
+                left.text(x0 + w / 2, yi, str(int(n)), ha="center", va="center", fontsize="x-small", color="white")
+        start = start + width
+    left.set_yticks(y, list(counts.index))
+    left.set_xlim(0, 100)
+    left.set_xlabel("share of test tracks (%), counts on the bars")
+    left.set_title("Tempo: within 4 % of the true tempo, of a multiple of it, or neither", fontsize="small")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize="x-small", ncols=6, title="class")
+    left.grid(axis="y", visible=False)
+    for x in (0.0, 1.0, -1.0, math.log2(3.0), -math.log2(3.0)):
+        right.axvline(x, color="0.6", lw=0.8, ls="-" if x == 0 else ":")
+    finite = [np.asarray(v, dtype=np.float64)[np.isfinite(v)] for v in log_ratios.values()]
+    reach = max([2.0, *[float(np.abs(v).max()) + 0.1 for v in finite if v.size]])
+    bins = np.linspace(-reach, reach, 41)
+    for i, (model, ratios) in enumerate(log_ratios.items()):
+        ratios = np.asarray(ratios, dtype=np.float64)
+        ratios = ratios[np.isfinite(ratios)]
+        if ratios.size:
+            right.hist(ratios, bins=bins, histtype="step", lw=1.6, color=f"C{i % 10}", label=model)
+    right.set_xlabel("log2(predicted / true tempo) (octaves; dotted: x2, x1/2, x3, x1/3)")
+    right.set_ylabel("test tracks")
+    right.legend(fontsize="x-small")
+    right.set_title("Tempo ratio per track", fontsize="small")
+    return fig
+
+
+def error_breakdown(table: pd.DataFrame, *, measure: str) -> Figure:
+    """Where each model breaks: its mean error per category of each factor (genre, file
+    format, sample rate, channels, tempo range), with 95 % intervals, beside the baseline.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per factor x category x model: ``factor``, ``category``, ``model``, ``mean``,
+        ``lo``, ``hi`` (NaN without an interval), ``n`` (tracks).
+    measure : str
+        What ``mean`` is, with its unit, for the x axis.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        SVG gid ``"audioreg-error-breakdown"``; one panel per factor.
+    """
+    factors = list(dict.fromkeys(table["factor"]))
+    if not factors:
+        raise ValueError("nothing to break down")
+    models = list(dict.fromkeys(table["model"]))
+    colour = {m: ("black" if m == metrics.BASELINE_NAME else f"C{i % 10}")
+              for i, m in enumerate(m for m in models if m != metrics.BASELINE_NAME)}
+    colour[metrics.BASELINE_NAME] = "black"
+    heights = [len(set(table.loc[table["factor"] == f, "category"])) for f in factors]
+    fig = _figure("error_breakdown", figsize=(11.0, 1.3 + sum(0.13 * len(models) * h + 0.45 for h in heights)))
+    axes = fig.subplots(len(factors), 1, squeeze=False, sharex=True, height_ratios=[max(h, 1) for h in heights]).ravel()
+    values = table[["mean", "lo", "hi"]].to_numpy(dtype=np.float64)
+    positive = values[np.isfinite(values) & (values > 0)]
+    log = bool(positive.size) and positive.max() / positive.min() > 100
+    step = 0.8 / max(len(models), 1)
+    for ax, factor in zip(axes, factors):
+        part = table[table["factor"] == factor]
+        categories = list(dict.fromkeys(part["category"]))
+        for ci, category in enumerate(categories):
+            rows = part[part["category"] == category].set_index("model")
+            for k, model in enumerate(m for m in models if m in rows.index):
+                row = rows.loc[model]
+                y = -ci + ((len(models) - 1) / 2 - k) * step
+                mean, lo, hi = float(row["mean"]), float(row["lo"]), float(row["hi"])
+                if np.isfinite(lo) and np.isfinite(hi):
+                    ax.plot([lo, hi], [y, y], color=colour[model], lw=1.4)
+                ax.plot([mean], [y], ls="none", marker="D" if model == metrics.BASELINE_NAME else "o",
+                        markersize=5, color=colour[model], label=model if ci == 0 else None)
+        n = part.groupby("category", sort=False)["n"].max()
+        ax.set_yticks([-i for i in range(len(categories))], [f"{c} (n={int(n[c])})" for c in categories],
+                      fontsize="x-small")
+        ax.set_ylim(-len(categories) + 0.5, 0.5)
+        if log:
+            from matplotlib.ticker import FuncFormatter
+
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.axvline(1.0, color="0.5", lw=0.8, ls="--")
+        ax.set_title(factor, fontsize="small", loc="left")
+        ax.grid(axis="y", visible=False)
+    axes[-1].set_xlabel(measure)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize="small", title="model (95 % interval)")
+    fig.suptitle("Where each model breaks: mean error per category of the test tracks (dashed: the training "
+                 "part's spread)", fontsize="medium")
     return fig
