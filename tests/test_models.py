@@ -301,3 +301,27 @@ def test_gru_rejects_bad_lengths():
         net(torch.zeros(2, 5, 3), torch.tensor([5, 6]))
     with pytest.raises(ValueError):
         net(torch.zeros(2, 5, 3), torch.tensor([0, 5]))
+
+
+@pytest.mark.parametrize("classes", [False, True])
+def test_the_history_records_each_targets_validation_loss(tmp_path, classes, one_torch_thread):
+    """history.csv and the result hold ``val_<target>`` per head, an epoch's validation loss of that
+    target alone; with equal loss weights their mean is the epoch's ``val_loss``."""
+    import pandas as pd
+
+    from conftest import random_labels, train_gru_with
+
+    rng = np.random.default_rng(3)
+    seqs = [rng.normal(size=(int(rng.integers(8, 20)), 5)).astype(np.float32) for _ in range(12)]
+    Y = random_labels(12, seed=3)
+    Y[9, TARGETS.index("valence")] = np.nan  # a partial label: that target's mean skips the row
+    result = train_gru_with(seqs[:8], Y[:8], seqs[8:], Y[8:], checkpoint_dir=tmp_path, hidden_size=4, num_layers=1,
+                            batch_size=4, epochs=2, key_classes=classes, meter_classes=classes, tempo_log2=classes)
+    columns = [f"val_{t}" for t in TARGETS if not (classes and t in ("key", "time_signature"))]
+    columns += ["val_key", "val_time_signature"] if classes else []
+    history = result.history
+    assert [c for c in history.columns if c.startswith("val_") and c != "val_loss"] == columns
+    assert np.allclose(history[columns].mean(axis=1), history["val_loss"], rtol=1e-9)
+    assert (history[columns].to_numpy() >= 0).all()
+    stored = pd.read_csv(tmp_path / "history.csv")
+    pd.testing.assert_frame_equal(stored.drop(columns="seconds"), history.drop(columns="seconds"), check_dtype=False)

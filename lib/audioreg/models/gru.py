@@ -25,7 +25,7 @@ from audioreg.targets import TARGETS
 
 from .coding import TargetCoding
 from .network import GRUConfig
-from .train import (HISTORY_COLUMNS, TrainConfig, checkpoint_coding, load_best_checkpoint, load_checkpoint,
+from .train import (TrainConfig, checkpoint_coding, history_frame, load_best_checkpoint, load_checkpoint,
                     predict_table, train_gru)
 
 #: Share of the training tracks held out for validation when ``fit`` gets no ``eval_set``.
@@ -92,7 +92,8 @@ class GRURegressor(RegressorMixin, BaseEstimator):
     checkpoint_ : dict
         That epoch's checkpoint (normalizers, configs, history, run parameters).
     history_ : pandas.DataFrame
-        One row per epoch: epoch, train_loss, val_loss, lr, seconds, is_best.
+        One row per epoch: epoch, train_loss, val_loss, lr, seconds, is_best, and the validation
+        loss of each target alone, ``val_<target>`` (:func:`audioreg.models.train.history_frame`).
     best_epoch_ : int
     best_checkpoint_, last_checkpoint_ : Path
     n_features_in_, n_outputs_ : int
@@ -234,7 +235,7 @@ class GRURegressor(RegressorMixin, BaseEstimator):
         est = cls(**{k: settings[k] for k in cls._get_param_names() if k in settings},
                   device=device, checkpoint_dir=str(Path(path).parent))
         est.net_, est.checkpoint_ = net, checkpoint
-        est.history_ = pd.DataFrame(checkpoint["history"], columns=list(HISTORY_COLUMNS))
+        est.history_ = history_frame(checkpoint["history"])
         est.best_epoch_ = int(checkpoint["best_epoch"])
         est.best_checkpoint_ = est.last_checkpoint_ = Path(path)
         est.n_features_in_, est.n_outputs_ = net.config.n_features, net.config.n_outputs

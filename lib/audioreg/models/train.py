@@ -80,6 +80,14 @@ STD_FLOOR = 1e-6
 
 CHECKPOINT_FORMAT = 2  # 2: the target coding (classes, log2 tempo, loss weights)
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds", "is_best")
+
+
+def history_frame(history: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A training history as a table: :data:`HISTORY_COLUMNS`, then each ``val_<target>`` column
+    its epochs hold (the validation loss of that target alone), in the network's head order."""
+    base = list(HISTORY_COLUMNS)
+    extra = list(dict.fromkeys(k for row in history for k in row if k.startswith("val_") and k not in base))
+    return pd.DataFrame(list(history), columns=base + extra)
 #: Files :func:`train_gru` writes into its checkpoint folder.
 CHECKPOINT_FILES = ("last.pt", "best.pt", "history.csv")
 #: Entries a checkpoint needs to be resumed from or predicted with.
@@ -701,7 +709,7 @@ def _save_epoch(
         atomic.write_with(last_path, lambda tmp: shutil.copyfile(source, tmp))
     if is_best:
         atomic.write_with(checkpoint_dir / "best.pt", lambda tmp: shutil.copyfile(last_path, tmp))
-    history = pd.DataFrame(state["history"], columns=list(HISTORY_COLUMNS))
+    history = history_frame(state["history"])
     atomic.write_with(checkpoint_dir / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
 
 
@@ -713,7 +721,8 @@ class TrainResult:
     ----------
     history : pandas.DataFrame
         One row per epoch: epoch, train_loss, val_loss (MSE on z-scored targets), lr,
-        seconds, is_best. Also written to ``history.csv``.
+        seconds, is_best, then ``val_<target>`` per head (:func:`history_frame`). Also written
+        to ``history.csv``.
     best_checkpoint : Path
         ``best.pt``: the epoch with the lowest validation loss.
     last_checkpoint : Path
@@ -753,8 +762,10 @@ def _train_one_epoch(model, loader, optimizer, *, coding, grad_clip, device, amp
 
 
 @torch.no_grad()
-def _evaluate(model, loader, *, coding, device, amp) -> float:
-    """The loss over the whole loader: each target's mean over all its labelled rows, combined."""
+def _evaluate(model, loader, *, coding, device, amp) -> tuple[float, dict[str, float]]:
+    """The loss over the whole loader (each target's mean over all its labelled rows, combined),
+    and each head's own mean as ``val_<target>``: the squared error of the z-scored target, or
+    the negative log-likelihood of a class head (NaN for a target with no labelled row)."""
     model.eval()
     sums, counts = 0.0, 0.0
     for x, lengths, y in loader:
@@ -762,7 +773,8 @@ def _evaluate(model, loader, *, coding, device, amp) -> float:
             out = model(x.to(device, non_blocking=True), lengths)
         s, c = coding.loss_terms(out, y.to(device, non_blocking=True))
         sums, counts = sums + s.double(), counts + c.double()
-    return float(coding.combine(sums, counts))
+    per_head = torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, math.nan))
+    return float(coding.combine(sums, counts)), {f"val_{t}": float(v) for (t, _), v in zip(coding.heads, per_head)}
 
 
 @dataclass(frozen=True)
@@ -1011,7 +1023,7 @@ def train_gru(
                 progress=progress,
                 desc=f"epoch {epoch}/{epochs}",
             )
-            val_loss = _evaluate(model, val_loader, coding=coding, device=device, amp=config.amp)
+            val_loss, val_per_target = _evaluate(model, val_loader, coding=coding, device=device, amp=config.amp)
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                 raise FloatingPointError(
                     f"epoch {epoch}: train loss {train_loss}, validation loss {val_loss}"
@@ -1027,6 +1039,7 @@ def train_gru(
                     "lr": optimizer.param_groups[0]["lr"],
                     "seconds": time.perf_counter() - started,
                     "is_best": is_best,
+                    **val_per_target,
                 }
             )
             state = {
@@ -1051,7 +1064,7 @@ def train_gru(
             )
 
     return TrainResult(
-        history=pd.DataFrame(history, columns=list(HISTORY_COLUMNS)),
+        history=history_frame(history),
         best_checkpoint=best_path,
         last_checkpoint=last_path,
         best_epoch=best_epoch,
