@@ -540,3 +540,48 @@ def test_the_cross_run_report_ranks_two_runs_side_by_side_in_a_browser(smoke_run
     assert html.count('<section class="dataset"') == 1  # one data set: the two runs ranked together
     assert f'href="{SMOKE_RUN_ID}/index.html"' in html and "smoke-second" in html and "dropout" in html
     assert any(min(s["box"]) > 100 for s in facts["svgs"])  # the heatmap, drawn at a readable size
+
+
+def test_the_explorer_runs_headlessly_as_a_static_view(smoke_run, tmp_path):
+    """analysis/explorer.ipynb under papermill (no widget frontend, ``interactive`` left False):
+    the worst-predicted test track of the smoke run as plain figures and a table, no widgets."""
+    import papermill as pm
+
+    out = tmp_path / "explorer.ipynb"
+    pm.execute_notebook(str(REPO / "analysis/explorer.ipynb"), str(out),
+                        parameters={"root": str(smoke_run.work), "run_id": "smoke"},
+                        cwd=str(REPO / "analysis"), progress_bar=False)
+    outputs = [o for c in nbformat.read(str(out), as_version=4).cells for o in c.get("outputs", [])]
+    assert not any(o.get("output_type") == "error" for o in outputs)
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    figures = [o for o in outputs if "image/svg+xml" in o.get("data", {}) or "image/png" in o.get("data", {})]
+    html = "".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    assert len(figures) == 2
+    assert "audioreg-track-predictions" in html and "audioreg-track-features" in html
+    assert "<audio" in html and "prediction [90 % interval]" in html
+
+
+def test_the_learnability_study_runs_headlessly(smoke_run, tmp_path):
+    """analysis/learnability.ipynb on the smoke chain's data (a test part of a few tracks): it
+    runs through, shows the learning-curve, ablation and noise-ceiling tables, and says the
+    test part is too small to judge instead of drawing verdicts."""
+    import papermill as pm
+
+    out = tmp_path / "learnability.ipynb"
+    pm.execute_notebook(str(REPO / "analysis/learnability.ipynb"), str(out),
+                        parameters={"root": str(smoke_run.work), "run_id": SMOKE_RUN_ID, "fractions": "0.5,1.0",
+                                    "repeats": 1, "n_trees": 10, "n_boot": 100},
+                        cwd=str(REPO / "analysis"), progress_bar=False)
+    nb = nbformat.read(str(out), as_version=4)
+    outputs = {c.get("id"): c.get("outputs", []) for c in nb.cells if c.cell_type == "code"}
+    assert not any(o.get("output_type") == "error" for os_ in outputs.values() for o in os_)
+
+    def shown(cell_id, mime):
+        return "\n".join(str(o.get("data", {}).get(mime, "")) for o in outputs[cell_id])
+
+    assert "too small to judge" in shown("a1f0c005", "text/markdown")  # the caveat, not a crash
+    assert "fraction" in shown("a1f0c008", "text/html")  # the learning-curve table
+    assert "last_gain" in shown("a1f0c010", "text/html") and "too few" in shown("a1f0c010", "text/markdown")
+    assert "mfcc" in shown("a1f0c013", "text/html") and "chroma" in shown("a1f0c014", "text/html")  # ablation verdicts
+    assert "ceiling" in shown("a1f0c017", "text/html") and "ceiling" in shown("a1f0c018", "text/html")
+    assert sum("image/svg+xml" in o.get("data", {}) for os_ in outputs.values() for o in os_) >= 3  # the figures

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from audioreg.models import train
 from audioreg.models import GRUNet, GRURegressor
+from audioreg.targets import TARGETS
 from conftest import train_gru_with
 
 
@@ -214,7 +215,8 @@ def test_train_gru_writes_history_and_checkpoints(tmp_path):
     assert random.getstate() == py_state
 
     history = result.history
-    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "lr", "seconds", "is_best"]
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "lr", "seconds", "is_best",
+                                     *[f"val_{t}" for t in TARGETS]]  # each target's own validation loss
     assert history["epoch"].tolist() == [1, 2, 3]
     best = history.loc[history["val_loss"].idxmin(), "epoch"]
     assert result.best_epoch == best and history["is_best"].iloc[0]

@@ -418,7 +418,7 @@ def _per_target_curves(ax, histories: Mapping[str, pd.DataFrame], per_target: Ma
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation error per target (as the history records it)")
+    ax.set_ylabel("validation loss of the target alone\n(squared z-error; class heads: NLL)")
     ax.legend(fontsize="x-small", ncols=2)
     ax.set_title("Validation error per target")
 
@@ -996,4 +996,147 @@ def error_breakdown(table: pd.DataFrame, *, measure: str) -> Figure:
     fig.legend(handles, labels, loc="outside right upper", fontsize="small", title="model (95 % interval)")
     fig.suptitle("Where each model breaks: mean error per category of the test tracks (dashed: the training "
                  "part's spread)", fontsize="medium")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# the learnability study (analysis/learnability.ipynb, audioreg.study)
+
+
+def learning_curves(points: pd.DataFrame, *, caveat: str | None = None, ncols: int = 4) -> Figure:
+    """Per target, the score against the training-set size, each point with its 95 % interval
+    (a band), the model beside the mean baseline of the same training subsets.
+
+    Parameters
+    ----------
+    points : pandas.DataFrame
+        :attr:`audioreg.study.LearningCurve.points`: ``model``, ``target``, ``metric``,
+        ``n_tracks``, ``score``, ``lo``, ``hi`` (and optionally ``repeat_min``/``repeat_max``,
+        drawn as thin bars: the spread of single repeats).
+    caveat : str, optional
+        Shown in red under the title.
+    ncols : int
+        Panels per row.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        SVG gid ``"audioreg-learning-curves"``.
+    """
+    need = {"model", "target", "metric", "n_tracks", "score", "lo", "hi"}
+    if missing := need - set(points.columns):
+        raise ValueError(f"points lacks columns {sorted(missing)}")
+    targets = list(dict.fromkeys(points["target"]))
+    models = list(dict.fromkeys(points["model"]))
+    colour = {m: ("black" if m == metrics.BASELINE_NAME else f"C{i % 10}") for i, m in enumerate(models)}
+    nrows, ncols = _grid(len(targets), ncols=ncols)
+    fig = Figure(figsize=(3.2 * ncols + 1.5, 2.6 * nrows + 0.8), layout="constrained")
+    fig.set_gid("audioreg-learning-curves")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, target in zip(axes, targets):
+        part = points[points["target"] == target]
+        for model in models:
+            rows = part[part["model"] == model].sort_values("n_tracks")
+            x = rows["n_tracks"].to_numpy(dtype=np.float64)
+            y, lo, hi = (rows[c].to_numpy(dtype=np.float64) for c in ("score", "lo", "hi"))
+            ok = np.isfinite(y)
+            if not ok.any():
+                continue
+            base = model == metrics.BASELINE_NAME
+            ax.plot(x[ok], y[ok], marker="D" if base else "o", ms=4, lw=1.4, ls="--" if base else "-",
+                    color=colour[model], label=model)
+            band = ok & np.isfinite(lo) & np.isfinite(hi)
+            if band.any():
+                ax.fill_between(x[band], lo[band], hi[band], color=colour[model], alpha=0.12 if base else 0.2, lw=0)
+            if not base and {"repeat_min", "repeat_max"} <= set(rows.columns):
+                rmin, rmax = rows["repeat_min"].to_numpy(dtype=np.float64), rows["repeat_max"].to_numpy(dtype=np.float64)
+                spread = ok & np.isfinite(rmin) & np.isfinite(rmax)
+                ax.vlines(x[spread], rmin[spread], rmax[spread], color=colour[model], lw=3, alpha=0.45)
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        ax.set_title(f"{target} ({part['metric'].iloc[0]})", fontsize="small")
+        ax.set_xlabel("training tracks", fontsize="small")
+        ax.set_ylabel(f"{part['metric'].iloc[0]} on the test part (unitless)", fontsize="x-small")
+    for ax in axes[len(targets):]:
+        ax.set_visible(False)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], color=colour[m], marker="D" if m == metrics.BASELINE_NAME else "o",
+                      ls="--" if m == metrics.BASELINE_NAME else "-", label=m) for m in models]
+    handles += [Patch(color="0.5", alpha=0.3, label="95 % interval (test artists bootstrap)"),
+                Line2D([], [], color="C0", lw=3, alpha=0.45, label="spread of single repeats")]
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small")
+    title = ("Learning curves: score on the same test part against the training-set size (R² divides by the full "
+             "training part's variance)")
+    fig.suptitle(title + (f"\n{caveat}" if caveat else ""), color="#b00020" if caveat else "black", fontsize="medium")
+    return fig
+
+
+def ablation_differences(differences: pd.DataFrame, *, mode: str = "without", caveat: str | None = None) -> Figure:
+    """Per target, each feature group's paired effect with its 95 % interval: for ``mode``
+    ``"without"``, the score of all features minus the score without the group (right of 0:
+    the group is needed); for ``"alone"``, the group alone minus the mean baseline.
+
+    Parameters
+    ----------
+    differences : pandas.DataFrame
+        :attr:`audioreg.study.Ablation.differences`: ``group``, ``mode``, ``target``, ``metric``,
+        ``difference``, ``lo``, ``hi``, ``verdict``.
+    mode : {"without", "alone"}
+    caveat : str, optional
+        Shown in red under the title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        SVG gid ``"audioreg-ablation-differences"``.
+    """
+    from matplotlib.lines import Line2D
+
+    need = {"group", "mode", "target", "metric", "difference", "lo", "hi", "verdict"}
+    if missing := need - set(differences.columns):
+        raise ValueError(f"differences lacks columns {sorted(missing)}")
+    part = differences[differences["mode"] == mode]
+    if part.empty:
+        raise ValueError(f"no differences of mode {mode!r}")
+    targets = list(dict.fromkeys(part["target"]))
+    groups = list(dict.fromkeys(part["group"]))
+    colour = {g: f"C{i % 10}" for i, g in enumerate(groups)}
+    step = 0.8 / max(len(groups), 1)
+    fig = Figure(figsize=(10.0, 1.2 + 0.12 * len(groups) * len(targets) + 0.3 * len(targets)), layout="constrained")
+    fig.set_gid("audioreg-ablation-differences")
+    ax = fig.add_subplot()
+    shown = {"needed", "learns alone"}
+    harmful = {"hurts", "worse than baseline"}
+    for ti, target in enumerate(targets):
+        rows = part[part["target"] == target].set_index("group")
+        if ti % 2 == 0:
+            ax.axhspan(-ti - 0.5, -ti + 0.5, color="0.95", zorder=0)
+        for k, g in enumerate(x for x in groups if x in rows.index):
+            row = rows.loc[g]
+            y = -ti + ((len(groups) - 1) / 2 - k) * step
+            d, lo, hi = (float(row[c]) for c in ("difference", "lo", "hi"))
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.plot([lo, hi], [y, y], color=colour[g], lw=1.4, zorder=2)
+            if np.isfinite(d):
+                verdict = str(row["verdict"])
+                ax.plot([d], [y], ls="none", marker="X" if verdict in harmful else "o", ms=6, zorder=3,
+                        markeredgecolor=colour[g], markerfacecolor=colour[g] if verdict in shown | harmful else "white")
+    ax.axvline(0.0, color="0.4", lw=0.9)
+    ax.set_yticks([-i for i in range(len(targets))],
+                  [f"{t}\n({part.loc[part['target'] == t, 'metric'].iloc[0]})" for t in targets], fontsize="small")
+    ax.set_ylim(-len(targets) + 0.5, 0.5)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel("paired difference of the score on the same test tracks (unitless; R² for continuous targets)\n"
+                  + ("all features minus without the group: > 0 means the group is needed" if mode == "without"
+                     else "the group alone minus the mean baseline: > 0 means the group alone learns the target"))
+    handles = [Line2D([], [], color=colour[g], marker="o", lw=1.4, label=g) for g in groups]
+    handles += [Line2D([], [], ls="none", marker="o", color="0.3", label="interval excludes 0"),
+                Line2D([], [], ls="none", marker="o", color="0.3", markerfacecolor="white", label="interval covers 0"),
+                Line2D([], [], ls="none", marker="X", color="0.3", label="harmful (interval below 0)"),
+                Line2D([], [], color="0.3", lw=1.4, label="95 % interval (paired, test artists bootstrap)")]
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small", title="feature group")
+    title = ("Feature-group ablation: what removing each group costs" if mode == "without"
+             else "Feature-group ablation: each group alone against the mean baseline")
+    ax.set_title(title + (f"\n{caveat}" if caveat else ""), color="#b00020" if caveat else "black", fontsize="medium")
     return fig
