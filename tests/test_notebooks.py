@@ -115,6 +115,9 @@ def test_html_report_has_heatmap_and_curves(smoke):
     assert 'id="audioreg-mse-heatmap"' in page
     assert 'id="audioreg-training-curves"' in page
     assert "def " not in page and "audioreg.stages" not in page  # --no-input: code hidden
+    for nb in ("04_rf", "05_gru", "06_error_analysis"):  # the pages' tables: no empty column, no NaN cell
+        text = (result.report_dir / f"{nb}.html").read_text(encoding="utf-8")
+        assert not re.search(r">\s*(NaN|nan|None)\s*<", text), nb
     index = (result.report_dir / "index.html").read_text(encoding="utf-8")
     for nb in runner.NOTEBOOKS:
         assert f'href="{nb}.html"' in index and (result.report_dir / f"{nb}.html").is_file()

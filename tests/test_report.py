@@ -537,3 +537,17 @@ def test_notebook_pages_get_a_title_and_a_link_back(tmp_path):
     assert "<title>05_gru · run other</title>" in text
     bare = report.page_chrome("<html><head></head><body><p>x</p></body></html>", name="06_error_analysis", run_id="r")
     assert "<title>06_error_analysis · run r</title>" in bare and bare.index("index.html") < bare.index("<p>x</p>")
+
+
+def test_readable_tables_drop_empty_columns_and_blank_empty_cells():
+    """The notebook pages' tables: a column with no value goes, a missing value is blank, numbers
+    are at 3 significant digits, whole numbers and thousands whole."""
+    df = pd.DataFrame({"r2": [0.391494, np.nan], "acc1": [np.nan, np.nan], "mse": [938.348, 0.0268537],
+                       "n": [34.0, 34.0], "note": ["x", None]}, index=["GRU", "dsp"])
+    styled = report.readable(df)
+    assert list(styled.data.columns) == ["r2", "mse", "n", "note"]
+    html = styled.to_html()
+    assert "nan" not in html.lower() and "None" not in html
+    for text in (">0.391<", ">938<", ">0.0269<", ">34<", "></td>"):
+        assert text in html, text
+    assert ">1,421<" in report.readable(pd.DataFrame({"variance": [1421.4559]})).to_html()

@@ -85,6 +85,33 @@ def metrics_document(run_id: str, evaluation, *, params: Mapping, model_params: 
 # --------------------------------------------------------------------------------------------
 # the notebook pages
 
+def readable(table: pd.DataFrame, *, digits: int = 3):
+    """A table as a notebook page shows it to a reader: the columns that hold no value dropped,
+    numbers at ``digits`` significant digits (whole numbers whole, thousands with separators),
+    empty cells blank. Returns a pandas ``Styler``: its HTML is what the page keeps.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Any table (a :func:`audioreg.judge.metrics.compare_models` table, a summary...).
+    digits : int
+        Significant digits of a non-whole number under 1000.
+    """
+    shown = table.loc[:, [c for c in table.columns if not table[c].isna().all()]]
+
+    def text(v):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (float, int, np.floating, np.integer)):
+            return "" if v is None or (isinstance(v, float) and np.isnan(v)) else v
+        v = float(v)
+        if not np.isfinite(v):
+            return "" if np.isnan(v) else str(v)
+        if v.is_integer() or abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}g}"
+
+    return shown.style.format(text)
+
+
 def render_html(notebook: Path, out: Path, *, run_id: str | None = None, index: str = "index.html") -> Path:
     """Static HTML of an executed notebook, code cells hidden (nbconvert ``--no-input``), titled
     ``"<notebook> · run <run_id>"`` and opening with a link back to the run's ``index``
