@@ -767,7 +767,7 @@ def _section(ds: DataSet, sid: str, out_dir: Path) -> str:
     if len(summary):
         out.append(f'<h3 id="{sid}-mean">All continuous targets: mean sMSE</h3>')
         out.append(_table(summary, (Score("mean_smse", "mean sMSE", False),), out_dir, n_column="n_targets",
-                          n_label="targets averaged",
+                          n_label="targets scored",
                           caption="Mean standardized MSE (MSE ÷ the training part's variance of each target) over "
                                   "the continuous targets, as each run computed it; lower is better, 1 is the "
                                   "training mean's spread."))
