@@ -198,3 +198,27 @@ def test_parse_list_and_run_settings_write_nothing(tmp_path):
     assert study.read_run_metrics(params) is None
     (run / "metrics.json").write_text(json.dumps({"n_test": 5}))
     assert study.read_run_metrics(params) == {"n_test": 5}
+
+
+def test_the_ceiling_views_say_why_there_is_nothing_or_show_table_and_figure(tmp_path, problem):
+    """The notebook's ceiling cells: a run without a noise ceiling, or data without noise-free
+    labels, gets one line saying so; a run with one gets the table and the figure."""
+    from IPython.display import Markdown
+    from matplotlib.figure import Figure
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "params.yaml").write_text("seed: 3\n")
+    params = study.run_settings({"root": str(tmp_path), "run_id": "r1", "In": None})
+    [line] = study.run_ceiling_view(params, run_id="r1")
+    assert isinstance(line, Markdown) and "no metrics.json with a noise ceiling" in line.data
+    doc = {"n_test": 40, "noise_ceiling": {t: 0.9 for t in TARGETS}, "bootstrap": {"groups": 12},
+           "metrics": {m: {t: {"r2": 0.5, "accuracy": 0.6, "ci95": {"r2": [0.4, 0.6], "accuracy": [0.5, 0.95]}}
+                           for t in TARGETS} for m in (metrics.BASELINE_NAME, "random forest")},
+           "differences": []}
+    (run / "metrics.json").write_text(json.dumps(doc))
+    line, table, fig = study.run_ceiling_view(params, run_id="r1")
+    assert "40 test tracks, 12 artist groups" in line.data and isinstance(fig, Figure)
+    assert set(table["model"]) == {metrics.BASELINE_NAME, "random forest"}
+    [line] = study.study_ceiling_view(params, problem, {}, random_state=0, n_boot=10)
+    assert "no ceiling" in line.data

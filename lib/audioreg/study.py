@@ -832,3 +832,36 @@ def ceiling_dict(table: pd.DataFrame) -> dict[str, float]:
     """``{target: ceiling}`` of a ceiling table (for :func:`audioreg.judge.plots.learnability`)."""
     return {t: float(c) for t, c in table.groupby("target", sort=False)["ceiling"].first().items()
             if c is not None and math.isfinite(float(c))}
+
+
+def run_ceiling_view(params: Mapping[str, Any], *, run_id: str, caveat: str | None = None) -> list:
+    """What the notebook shows of the run's own models against the noise ceiling: a Markdown line,
+    and when the run's ``metrics.json`` has a noise ceiling, its :func:`ceiling_from_run` table and
+    the :func:`audioreg.judge.plots.learnability` figure with the ceiling drawn."""
+    from IPython.display import Markdown
+
+    from .judge import plots
+
+    doc = read_run_metrics(params)
+    if not doc or not doc.get("noise_ceiling"):
+        return [Markdown(f"Run `{run_id}`: no metrics.json with a noise ceiling: only the study's forest is "
+                         "compared below.")]
+    table = ceiling_from_run(doc)
+    return [Markdown(f"Run `{run_id}`: {doc['n_test']} test tracks, {doc['bootstrap']['groups']} artist groups."),
+            table.round(3), plots.learnability(table, ceiling=ceiling_dict(table), caveat=caveat)]
+
+
+def study_ceiling_view(params: Mapping[str, Any], data: StudyData, predictions: Mapping[str, np.ndarray], *,
+                       random_state: int, n_boot: int) -> list:
+    """The study's forest (the ablation's ``all features`` predictions) against the score of the
+    labels without their noise, paired per track (:func:`study_ceiling`), or a Markdown line saying
+    why there is none (not the generated sample set, or no such predictions)."""
+    from IPython.display import Markdown
+
+    clean = noise_free_labels(params, data.test_ids)
+    if clean is None or "all features" not in predictions:
+        return [Markdown("No labels without noise for this data (not the generated sample set), or no forest "
+                         "on all features: no ceiling.")]
+    table = study_ceiling(data, {"random forest (study)": predictions["all features"]}, clean=clean,
+                          random_state=random_state, n_boot=n_boot)
+    return [Markdown("The study's forest (all features, whole training part):"), table.round(3)]
