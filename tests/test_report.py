@@ -323,7 +323,7 @@ def test_the_page_holds_confusion_matrices_for_key_mode_and_time_signature(full)
 def test_tempo_errors_are_split_into_octave_errors_and_the_rest():
     true = np.array([100, 100, 100, 100, 100, 100, 90, 100, 100, np.nan])
     pred = np.array([104, 200, 50, 300, 33.4, 96, 150, 104.5, 208.5, 120])
-    got = report.tempo_error_classes(true, pred).tolist()
+    got = metrics.tempo_error_classes(true, pred).tolist()
     assert got == ["correct", "x2", "x1/2", "x3", "x1/3", "correct", "other", "other", "other", ""]
     table = report.tempo_error_table({"m": np.array(got)}, {"m": true}, {"m": pred})
     row = table.loc["m"]

@@ -129,10 +129,6 @@ class Evaluation:
         return audit(self.estimates)
 
 
-#: Tempo factors a label audit names: the label is the expert's tempo times one of these.
-AUDIT_FACTORS = {2.0: "x2", 0.5: "x1/2", 3.0: "x3", 1.0 / 3.0: "x1/3"}
-
-
 def _key_relation(ref_key: int, ref_mode: int | None, key: int, mode: int) -> str | None:
     """How a key estimate relates to a label it misses: fifth, relative or parallel (else None)."""
     if ref_mode is None:
@@ -155,7 +151,7 @@ def audit(estimates: pd.DataFrame, *, tol: float = 0.04) -> pd.DataFrame:
     for _, r in estimates.iterrows():
         bpm, est = r.get("bpm"), r.get("est_tempo")
         if bpm == bpm and bpm and est and abs(bpm - est) > tol * bpm:
-            for f, name in AUDIT_FACTORS.items():
+            for name, f in metrics.TEMPO_MULTIPLES.items():  # the label is the expert's tempo times f
                 if abs(bpm - f * est) <= tol * f * est:
                     out.append({"row": r["row"], "path": r["path"], "attribute": "tempo", "label": float(bpm),
                                 "expert": float(est), "relation": f"label = expert {name}"})

@@ -41,6 +41,8 @@ __all__ = [
     "mirex_key_scores",
     "row_scores",
     "TEMPO_FACTORS",
+    "TEMPO_MULTIPLES",
+    "tempo_error_classes",
     "compare_models",
     "key_accuracy",
     "key_hits",
@@ -84,9 +86,12 @@ CONTINUOUS_TARGETS: tuple[str, ...] = tuple(t for t in TARGETS if t not in CLASS
 #: Pitch-class names as ``mir_eval.key`` spells them (Spotify's key 0 = C).
 _PITCHES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
-#: Tempo multiples accepted by Acc2 (Gouyon et al. 2006): the reference itself, double and
-#: triple, half and third.
-TEMPO_FACTORS: tuple[float, ...] = (1.0, 2.0, 3.0, 1.0 / 2.0, 1.0 / 3.0)
+#: The octave errors, by name: the multiples of the reference tempo (double, half, triple,
+#: third) that Acc2 forgives and Acc1 does not.
+TEMPO_MULTIPLES: dict[str, float] = {"x2": 2.0, "x1/2": 0.5, "x3": 3.0, "x1/3": 1.0 / 3.0}
+#: Tempo multiples accepted by Acc2 (Gouyon et al. 2006): the reference itself and
+#: :data:`TEMPO_MULTIPLES`.
+TEMPO_FACTORS: tuple[float, ...] = (1.0, *TEMPO_MULTIPLES.values())
 
 _TEMPO_TOL = 0.04
 _ACCURACY_TARGETS = CLASS_TARGETS
@@ -276,6 +281,20 @@ def tempo_hits2(ref, est, *, tol: float = _TEMPO_TOL) -> np.ndarray:
     for factor in TEMPO_FACTORS:
         hits |= _within(factor * ref_arr, est_arr, tol)
     return hits
+
+
+def tempo_error_classes(true, pred, *, tol: float = _TEMPO_TOL) -> np.ndarray:
+    """Each track's tempo estimate as ``"correct"`` (within ``tol`` of the true tempo: Acc1),
+    an octave error named in :data:`TEMPO_MULTIPLES` (within ``tol`` of that multiple of it:
+    what Acc2 also accepts) or ``"other"``; ``""`` where the label or the estimate is missing."""
+    true = np.asarray(true, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    out = np.full(true.shape, "", dtype=object)
+    ok = np.isfinite(true) & np.isfinite(pred) & (true > 0)
+    out[ok] = "other"
+    for name, factor in [("correct", 1.0), *TEMPO_MULTIPLES.items()][::-1]:  # "correct" last: it wins
+        out[ok & _within(factor * true, pred, tol)] = name
+    return out
 
 
 def tempo_acc1(ref, est, *, tol: float = _TEMPO_TOL) -> float:

@@ -289,37 +289,17 @@ def confusion(true, pred, classes: Sequence, *, names: Sequence[str] | None = No
     return table
 
 
-#: The multiples of the true tempo an octave error lands on, by class name.
-TEMPO_MULTIPLES: dict[str, float] = {"x2": 2.0, "x1/2": 0.5, "x3": 3.0, "x1/3": 1.0 / 3.0}
-
-
-def tempo_error_classes(true, pred, *, tol: float = 0.04) -> np.ndarray:
-    """Each track's tempo estimate as ``"correct"`` (within ``tol`` of the true tempo: Acc1),
-    an octave error ``"x2"``, ``"x1/2"``, ``"x3"``, ``"x1/3"`` (within ``tol`` of that multiple
-    of it: what Acc2 also accepts) or ``"other"``; ``""`` where the label or the estimate is
-    missing."""
-    true = np.asarray(true, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    out = np.full(true.shape, "", dtype=object)
-    ok = np.isfinite(true) & np.isfinite(pred) & (true > 0)
-    out[ok] = "other"
-    for name, factor in [("correct", 1.0), *TEMPO_MULTIPLES.items()][::-1]:  # "correct" last: it wins
-        hit = ok & (np.abs(pred - factor * true) <= tol * factor * true)
-        out[hit] = name
-    return out
-
-
 def tempo_error_table(classes: Mapping[str, np.ndarray], true: Mapping[str, np.ndarray],
                       pred: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Per model: tracks in each :func:`tempo_error_classes` class, Acc1 and Acc2 (as shares),
-    and the mean absolute error in BPM of the tracks in none of them."""
+    """Per model: tracks in each :func:`audioreg.judge.metrics.tempo_error_classes` class, Acc1
+    and Acc2 (as shares), and the mean absolute error in BPM of the tracks in none of them."""
     rows = []
     for model, cls in classes.items():
         cls = np.asarray(cls, dtype=object)
         scored = cls != ""
         n = int(scored.sum())
         row = {"model": model, "tracks": n}
-        for name in ("correct", *TEMPO_MULTIPLES, "other"):
+        for name in ("correct", *metrics.TEMPO_MULTIPLES, "other"):
             row[name] = int((cls == name).sum())
         rows.append({**row, "acc1": row["correct"] / n if n else math.nan,
                      "acc2": (n - row["other"]) / n if n else math.nan,
@@ -1055,15 +1035,15 @@ def _tempo_section(page: _Page, test: _Test, split: pd.DataFrame | None) -> str:
     for model, p in test.preds.items():
         if p["tempo"].notna().any():
             preds[model] = p["tempo"].to_numpy(dtype=np.float64)
-    classes = {m: tempo_error_classes(true, p) for m, p in preds.items()}
+    classes = {m: metrics.tempo_error_classes(true, p) for m, p in preds.items()}
     table = tempo_error_table(classes, {m: true for m in preds}, preds)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = {m: np.log2(p / true) for m, p in preds.items() if m != metrics.BASELINE_NAME}
-    fig = plots.tempo_errors(table[["correct", *TEMPO_MULTIPLES, "other"]], ratios)
+    fig = plots.tempo_errors(table[["correct", *metrics.TEMPO_MULTIPLES, "other"]], ratios)
     rows = []
     for model, r in table.iterrows():
         rows.append([html.escape(model) + (' <span class="tag">baseline</span>' if model == metrics.BASELINE_NAME else ""),
-                     str(int(r["tracks"])), *[str(int(r[c])) for c in ("correct", *TEMPO_MULTIPLES, "other")],
+                     str(int(r["tracks"])), *[str(int(r[c])) for c in ("correct", *metrics.TEMPO_MULTIPLES, "other")],
                      f"{100 * r['acc1']:.0f} %" if _finite(r["acc1"]) else "",
                      f"{100 * r['acc2']:.0f} %" if _finite(r["acc2"]) else "",
                      f"{r['other_mae_bpm']:.1f}" if _finite(r["other_mae_bpm"]) else "none"])
