@@ -241,19 +241,29 @@ class Evaluation:
         return r2
 
 
-def noise_ceiling(params, rows: pd.DataFrame, y_train: np.ndarray) -> dict | None:
-    """The best R^2 (and, for key and time signature, accuracy) any model can reach on ``rows``:
-    that of the labels without their noise, which the generated sample set writes beside its
-    metadata (``noise_free.csv``). None for data that has no such file (a user's own table)."""
+def noise_free_labels(params, track_ids) -> np.ndarray | None:
+    """``[n, 11]`` labels without their noise for ``track_ids``: the generated sample set writes
+    them beside its metadata (``noise_free.csv``). None for data that has no such file (a user's
+    own table), or when it lacks one of the tracks."""
     from .synth.writer import NOISE_FREE
 
     path = config(params).path("metadata_path").parent / NOISE_FREE
     if not path.is_file():
         return None
     clean = pd.read_csv(path, dtype={"track_id": str}).set_index("track_id")
-    if not set(rows["track_id"]) <= set(clean.index):
+    ids = [str(t) for t in track_ids]
+    if not set(ids) <= set(clean.index):
         return None
-    best = clean.loc[rows["track_id"], list(TARGETS)].to_numpy(dtype=np.float64)
+    return clean.loc[ids, list(TARGETS)].to_numpy(dtype=np.float64)
+
+
+def noise_ceiling(params, rows: pd.DataFrame, y_train: np.ndarray) -> dict | None:
+    """The best R^2 (and, for key and time signature, accuracy) any model can reach on ``rows``:
+    that of the labels without their noise (:func:`noise_free_labels`). None for data that has
+    none (a user's own table)."""
+    best = noise_free_labels(params, rows["track_id"])
+    if best is None:
+        return None
     table = metrics.per_target(targets(rows), best, y_train=y_train)
     return {t: (float(table.loc[t, "accuracy"]) if t in metrics.CLASS_TARGETS else float(table.loc[t, "r2"]))
             for t in TARGETS}

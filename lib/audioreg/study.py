@@ -46,7 +46,6 @@ __all__ = [
     "feature_groups",
     "learning_curve",
     "nested_group_subsets",
-    "noise_free_labels",
     "parse_list",
     "read_run_metrics",
     "run_settings",
@@ -706,23 +705,6 @@ def read_run_metrics(params: Mapping[str, Any]) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def noise_free_labels(params: Mapping[str, Any], track_ids: Sequence[str]) -> np.ndarray | None:
-    """``[n, 11]`` labels without their noise for ``track_ids``: the generated sample set
-    writes them beside its metadata (``noise_free.csv``). None for data without that file,
-    or when it lacks one of the tracks."""
-    from .stages import config
-    from .synth.writer import NOISE_FREE
-
-    path = config(dict(params)).path("metadata_path").parent / NOISE_FREE
-    if not path.is_file():
-        return None
-    clean = pd.read_csv(path, dtype={"track_id": str}).set_index("track_id")
-    ids = [str(t) for t in track_ids]
-    if not set(ids) <= set(clean.index):
-        return None
-    return clean.loc[ids, list(TARGETS)].to_numpy(dtype=np.float64)
-
-
 def _ceiling_metric(target: str) -> str:
     """The noise ceiling is an R^2 for continuous targets and an accuracy (tonic accuracy for key)."""
     return "accuracy" if target in metrics.CLASS_TARGETS else "r2"
@@ -792,7 +774,7 @@ def study_ceiling(data: StudyData, predictions: Mapping[str, np.ndarray], *, cle
     data : StudyData
     predictions : mapping of str to np.ndarray [shape=(n_test, 11)]
     clean : np.ndarray [shape=(n_test, 11)]
-        :func:`noise_free_labels` of ``data.test_ids``.
+        :func:`audioreg.store.noise_free_labels` of ``data.test_ids``.
     random_state : int
         Seeds the bootstrap.
     n_boot : int
@@ -858,7 +840,9 @@ def study_ceiling_view(params: Mapping[str, Any], data: StudyData, predictions: 
     why there is none (not the generated sample set, or no such predictions)."""
     from IPython.display import Markdown
 
-    clean = noise_free_labels(params, data.test_ids)
+    from .store import noise_free_labels
+
+    clean = noise_free_labels(dict(params), data.test_ids)
     if clean is None or "all features" not in predictions:
         return [Markdown("No labels without noise for this data (not the generated sample set), or no forest "
                          "on all features: no ceiling.")]
