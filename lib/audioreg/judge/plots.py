@@ -201,6 +201,12 @@ def figure_ids_in_html(html: str) -> set[str]:
     return found
 
 
+def _require(table: pd.DataFrame, columns: set[str], *, name: str) -> None:
+    """A ``ValueError`` naming ``name`` and the ``columns`` a figure's input table lacks."""
+    if missing := columns - set(table.columns):
+        raise ValueError(f"{name} lacks columns {sorted(missing)}")
+
+
 def _figure(name: str, *, figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize, layout="constrained")
     fig.set_gid(FIGURE_IDS[name] if name in FIGURE_IDS else REPORT_FIGURE_IDS[name])
@@ -359,11 +365,8 @@ def training_curves(
         fig = _figure("training_curves", figsize=(7.0, 1.2))
         fig.text(0.5, 0.5, "No training history in this run (05_gru did not run).", ha="center", va="center")
         return fig
-    required = {"epoch", "train_loss", "val_loss"}
     for name, history in histories.items():
-        missing = required - set(history.columns)
-        if missing:
-            raise ValueError(f"history {name!r} lacks columns {sorted(missing)}")
+        _require(history, {"epoch", "train_loss", "val_loss"}, name=f"history {name!r}")
 
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
     per_target = {name: [t for t in TARGETS if f"val_{t}" in history.columns] for name, history in histories.items()}
@@ -732,9 +735,7 @@ def learnability(scores: pd.DataFrame, *, ceiling: Mapping[str, float] | None = 
     """
     from matplotlib.lines import Line2D
 
-    need = {"target", "model", "metric", "score", "lo", "hi", "verdict"}
-    if missing := need - set(scores.columns):
-        raise ValueError(f"scores lacks columns {sorted(missing)}")
+    _require(scores, {"target", "model", "metric", "score", "lo", "hi", "verdict"}, name="scores")
     targets = list(dict.fromkeys(scores["target"]))
     models = list(dict.fromkeys(m for m in scores["model"] if m != metrics.BASELINE_NAME))
     order = ([metrics.BASELINE_NAME] if (scores["model"] == metrics.BASELINE_NAME).any() else []) + models
@@ -1023,9 +1024,7 @@ def learning_curves(points: pd.DataFrame, *, caveat: str | None = None, ncols: i
     fig : matplotlib.figure.Figure
         SVG gid ``"audioreg-learning-curves"``.
     """
-    need = {"model", "target", "metric", "n_tracks", "score", "lo", "hi"}
-    if missing := need - set(points.columns):
-        raise ValueError(f"points lacks columns {sorted(missing)}")
+    _require(points, {"model", "target", "metric", "n_tracks", "score", "lo", "hi"}, name="points")
     targets = list(dict.fromkeys(points["target"]))
     models = list(dict.fromkeys(points["model"]))
     colour = {m: ("black" if m == metrics.BASELINE_NAME else f"C{i % 10}") for i, m in enumerate(models)}
@@ -1093,9 +1092,7 @@ def ablation_differences(differences: pd.DataFrame, *, mode: str = "without", ca
     """
     from matplotlib.lines import Line2D
 
-    need = {"group", "mode", "target", "metric", "difference", "lo", "hi", "verdict"}
-    if missing := need - set(differences.columns):
-        raise ValueError(f"differences lacks columns {sorted(missing)}")
+    _require(differences, {"group", "mode", "target", "metric", "difference", "lo", "hi", "verdict"}, name="differences")
     part = differences[differences["mode"] == mode]
     if part.empty:
         raise ValueError(f"no differences of mode {mode!r}")
