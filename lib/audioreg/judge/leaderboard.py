@@ -20,7 +20,6 @@ The page is self-contained: inline CSS, inline SVG, a few lines of inline JavaSc
 from __future__ import annotations
 
 import html
-import io
 import json
 import logging
 import math
@@ -37,7 +36,7 @@ from matplotlib.figure import Figure
 from .._pandas import pd
 from .. import atomic
 from ..targets import OWN_TERMS, TARGETS
-from . import metrics, uncertainty
+from . import metrics, plots, uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -589,21 +588,6 @@ def leaderboard_heatmap(docs: Sequence[Mapping], *, title: str | None = None) ->
     return fig
 
 
-def _svg_html(fig: Figure, *, salt: str) -> str:
-    """The figure as an inline ``<svg>`` element with text kept as text, as
-    :func:`audioreg.judge.plots._inline_svg_html` makes it, but with no URL in it: no XML
-    prolog or DOCTYPE, no metadata block, no namespace declarations (HTML's parser needs
-    none), and ids salted so that several figures on one page do not share them."""
-    import matplotlib
-
-    buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
-        fig.savefig(buf, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
-    svg = buf.getvalue()
-    svg = svg[svg.find("<svg"):]
-    return re.sub(r'\s+xmlns(?::\w+)?="[^"]*"', "", svg, count=0)
-
-
 # --------------------------------------------------------------------------------------------
 # HTML
 
@@ -757,7 +741,7 @@ def _section(ds: DataSet, sid: str, out_dir: Path) -> str:
     out.append(_runs_table(ds, out_dir))
     out.append("<h3>Every target at a glance</h3>")
     fig = leaderboard_heatmap(ds.runs)
-    out.append(f'<div class="figure">{_svg_html(fig, salt=sid)}</div>')
+    out.append(f'<div class="figure">{plots.page_svg(fig, salt=sid)}</div>')
     out.append("<p>Scores on the test part. Each table ranks every model of every run (each run's mean baseline "
                "and experts included) by its target's first score, best first; click a header to sort by it. "
                "<em>vs the best row</em>: whether the 95 % intervals overlap the best row's (overlap: these "

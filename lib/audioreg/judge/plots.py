@@ -173,6 +173,23 @@ def _inline_svg_html(fig: Figure) -> str | None:
     return svg[start:] if start >= 0 else None
 
 
+def page_svg(fig: Figure, *, salt: str) -> str:
+    """The figure as an inline ``<svg>`` element for a self-contained HTML page: text kept as
+    text, ids salted with ``salt`` (unique per figure on the page, so that two figures never
+    share one), and no URL in it: no XML prolog or DOCTYPE, no metadata block, no namespace
+    declarations (HTML's parser needs none)."""
+    import io
+
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
+        fig.savefig(buf, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    svg = buf.getvalue()
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg[svg.find("<svg"):], flags=re.S)
+    return re.sub(r'\s+xmlns(?::\w+)?="[^"]*"', "", svg)
+
+
 def figure_ids_in_html(html: str) -> set[str]:
     """Figure ids (:data:`FIGURE_IDS`) present in an HTML report, inline or base64-embedded.
 

@@ -565,18 +565,11 @@ class _Page:
             self.parts.append(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{body}\n</section>')
 
     def figure(self, fig, caption: str = "") -> str:
-        """The figure as inline SVG (text kept as text, ids unique on the page)."""
-        import io
-
-        import matplotlib
+        """The figure as inline SVG (:func:`audioreg.judge.plots.page_svg`: ids unique on the page)."""
+        from . import plots
 
         self.n_figures += 1
-        buffer = io.StringIO()
-        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"{fig.get_gid()}-{self.n_figures}"}):
-            fig.savefig(buffer, format="svg")
-        svg = buffer.getvalue()
-        svg = svg[svg.find("<svg"):]
-        svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+        svg = plots.page_svg(fig, salt=f"{fig.get_gid()}-{self.n_figures}")
         return (f"<figure>{svg}" + (f"<figcaption>{caption}</figcaption>" if caption else "") + "</figure>")
 
     def html(self) -> str:
