@@ -171,13 +171,15 @@ def _baseline_predictions(table: pd.DataFrame, like: pd.DataFrame) -> pd.DataFra
 def _errors(target: str, true, pred) -> np.ndarray:
     """Per-row error used to rank tracks: the conformal score for continuous targets
     (``|y - yhat|``; ``|log2 y - log2 yhat|`` for tempo), the circular pitch-class distance of
-    the rounded prediction for key, and the rounded meter's distance for time_signature."""
+    the predicted class for key, and the predicted meter's distance for time_signature (the
+    classes the metrics score a prediction as: :func:`audioreg.judge.metrics.key_class`,
+    :func:`audioreg.judge.metrics.meter_class`)."""
     y, p = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64)
     if target == "key":
-        d = np.abs(np.mod(np.round(p), 12) - y)
+        d = np.abs(metrics.key_class(p) - y)
         return np.minimum(d, 12 - d)
     if target == "time_signature":
-        return np.abs(np.round(p) - y)
+        return np.abs(metrics.meter_class(p) - y)
     return uncertainty.conformal_residuals(target, y, p)
 
 
