@@ -150,12 +150,13 @@ class StudyData:
 
     def caveat(self) -> str | None:
         """A sentence when the test part is too small for its intervals to mean anything
-        (fewer than :data:`audioreg.judge.uncertainty.MIN_GROUPS` groups or 20 tracks)."""
+        (fewer than :data:`audioreg.judge.uncertainty.MIN_GROUPS` groups or
+        :data:`~audioreg.judge.uncertainty.MIN_TRACKS` tracks)."""
         n, g = len(self.x_test), self.n_test_groups
-        if g >= uncertainty.MIN_GROUPS and n >= 20:
+        if g >= uncertainty.MIN_GROUPS and n >= uncertainty.MIN_TRACKS:
             return None
-        return (f"The test part holds {n} tracks in {g} split group(s): too small to judge (at least 20 tracks and "
-                f"{uncertainty.MIN_GROUPS} groups are needed), so no verdict is drawn; the numbers are shown, "
+        return (f"The test part holds {n} tracks in {g} split group(s): too small to judge (at least "
+                f"{uncertainty.MIN_TRACKS} tracks and {uncertainty.MIN_GROUPS} groups are needed), so no verdict is drawn; the numbers are shown, "
                 "not interpreted.")
 
 

@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FIGURE_ID",
-    "SMALL_TEST_PART",
     "UNRECORDED",
     "DataSet",
     "Score",
@@ -60,9 +59,6 @@ __all__ = [
 
 #: SVG group id of the heatmap (:func:`leaderboard_heatmap`).
 FIGURE_ID = "audioreg-leaderboard-heatmap"
-
-#: Below this many test tracks a data set is said to be too small to tell runs apart.
-SMALL_TEST_PART = 20
 
 #: What a run without a ``data`` record is, in the page.
 UNRECORDED = "data not recorded: run it again to compare"
@@ -696,8 +692,8 @@ def _notes(ds: DataSet) -> list[str]:
         notes.append("A single run on this data set: no other run to rank it against; its models are compared "
                      "with its own mean baseline only.")
     n = ds.n_test
-    if n is not None and n < SMALL_TEST_PART:
-        notes.append(f"The test part holds {n} tracks (under {SMALL_TEST_PART}): too small to tell runs apart; "
+    if n is not None and n < uncertainty.MIN_TRACKS:
+        notes.append(f"The test part holds {n} tracks (under {uncertainty.MIN_TRACKS}): too small to tell runs apart; "
                      "treat any ordering below as noise.")
     groups = [d["bootstrap"].get("groups") for d in ds.runs if isinstance(d.get("bootstrap"), Mapping)]
     few = [g for g in groups if _is_number(g) and g < uncertainty.MIN_GROUPS]
@@ -856,7 +852,7 @@ def write_cross_run_index(runs_dir: str | Path, out_path: str | Path) -> Path:
     """Write the cross-run page (``reports/index.html``) from every ``<runs_dir>/*/metrics.json``.
 
     Per data set (:func:`data_sets`; a ``<select>`` at the top shows one or all): its name,
-    runs and notes (a single run; a test part under :data:`SMALL_TEST_PART` tracks: too small to
+    runs and notes (a single run; a test part under :data:`audioreg.judge.uncertainty.MIN_TRACKS` tracks: too small to
     tell runs apart; data not recorded), a table of its runs (link to each run's own report
     when ``<run_id>/index.html`` exists beside ``out_path``, when written, the parameters that
     differ), the heatmap (:func:`leaderboard_heatmap`), the runs' mean sMSE, and one sortable

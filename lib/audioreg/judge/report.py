@@ -172,8 +172,6 @@ def page_chrome(page: str, *, name: str, run_id: str | None, index: str = "index
 
 #: The notebook that writes each model's predictions (and, for the GRU, its training history).
 MODEL_STAGES = {"random forest": "04_rf", "GRU": "05_gru", "dsp": "06_error_analysis"}
-#: A test part with fewer tracks than this says nothing about what a model learns.
-MIN_TEST_TRACKS = 20
 #: Worst-predicted test tracks listed per model.
 WORST_TRACKS = 8
 #: Genres shown one by one; the rarer ones are pooled.
@@ -200,15 +198,15 @@ class ReportInputs:
 
 def small_part_caveat(doc: Mapping) -> str | None:
     """The caveat a test part too small to say anything needs (fewer than
-    :data:`MIN_TEST_TRACKS` tracks, or fewer split groups than
+    :data:`audioreg.judge.uncertainty.MIN_TRACKS` tracks, or fewer split groups than
     :data:`audioreg.judge.uncertainty.MIN_GROUPS`); None when it is large enough."""
-    from .uncertainty import MIN_GROUPS
+    from .uncertainty import MIN_GROUPS, MIN_TRACKS
 
     n = doc.get("n_test")
     groups = (doc.get("bootstrap") or {}).get("groups")
     why = []
-    if isinstance(n, (int, float)) and n < MIN_TEST_TRACKS:
-        why.append(f"{int(n)} test tracks (at least {MIN_TEST_TRACKS} are needed)")
+    if isinstance(n, (int, float)) and n < MIN_TRACKS:
+        why.append(f"{int(n)} test tracks (at least {MIN_TRACKS} are needed)")
     if isinstance(groups, (int, float)) and groups < MIN_GROUPS:
         why.append(f"{int(groups)} split groups (artists; at least {MIN_GROUPS} are needed)")
     if not why:

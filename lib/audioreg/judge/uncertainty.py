@@ -26,6 +26,9 @@ LEVEL = 0.95
 #: Fewer split groups than this in a part, and the bootstrap has too few distinct
 #: replicates to mean anything: no verdict is drawn.
 MIN_GROUPS = 8
+#: Fewer tracks than this in the test part, and its scores say that the chain runs, not what
+#: the models learn: the reports say so beside them.
+MIN_TRACKS = 20
 
 
 def group_weights(groups, *, n_boot: int = N_BOOT, random_state: int = 0) -> np.ndarray:
