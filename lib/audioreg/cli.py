@@ -193,7 +193,7 @@ def _predict(args) -> int:
         print(f"audioreg: error: {exc}", file=sys.stderr)
         return 2
     # each file's decoding, features, loudness and expert estimates in worker processes, started before the model loads
-    with pr.Workers(args.paths, features=args.model != "dsp", experts=pr.needs_experts(args.run, args.model)) as workers:
+    with pr.Workers(args.paths, features=pr.needs_features(args.model), experts=pr.needs_experts(args.run, args.model)) as workers:
         try:
             predictor = pr.load(args.run, args.model)
         except (FileNotFoundError, ValueError, CheckpointError) as exc:

@@ -78,13 +78,18 @@ class Predictor:
         return self.kind == "dsp" or self.experts
 
     def needs_features(self) -> bool:
-        return self.kind != "dsp"
+        return needs_features(self.kind)
 
 
 def _run_params(run_dir: Path) -> dict:
     from .params import load_yaml
 
     return load_yaml(run_dir / "params.yaml") if (run_dir / "params.yaml").is_file() else {}
+
+
+def needs_features(kind: str) -> bool:
+    """Whether predicting with ``kind`` takes the frame features: every model but ``dsp``."""
+    return kind != "dsp"
 
 
 def needs_experts(run: str | os.PathLike | None, kind: str) -> bool:
